@@ -1,0 +1,18 @@
+/*
+ * commands.h — the table of `nurion` subcommands (layer: cli).
+ * X(name, summary); each row needs `int nu_cli_cmd_<name>(int argc, char **argv)`.
+ */
+#ifndef NU_CLI_COMMANDS_H
+#define NU_CLI_COMMANDS_H
+
+#include <stdio.h>
+
+#define NU_CLI_COMMANDS(X) X(version, "print the version of nurion and its libraries")
+
+#define NU_CLI_CMD_DECL_(name, summary) int nu_cli_cmd_##name(int argc, char **argv);
+NU_CLI_COMMANDS(NU_CLI_CMD_DECL_)
+#undef NU_CLI_CMD_DECL_
+
+void nu_cli_print_version(FILE *out);
+
+#endif
