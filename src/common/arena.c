@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NU_ARENA_ALIGN 16u
+#define NU_ARENA_ALIGN         16u
 #define NU_ARENA_DEFAULT_CHUNK (64u * 1024u)
 
 struct nu_arena_chunk {

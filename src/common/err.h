@@ -19,35 +19,35 @@
 #include <stddef.h>
 
 /* X(name, text, retriable, http_status) */
-#define NU_ERR_TABLE(X)                                                                            \
-    X(NU_OK, "success", false, 200)                                                                \
-    X(NU_ERR_INVALID, "invalid argument", false, 400)                                              \
-    X(NU_ERR_USAGE, "bad command-line usage", false, 400)                                          \
-    X(NU_ERR_CONFIG, "invalid configuration", false, 400)                                          \
-    X(NU_ERR_SPEC, "invalid job spec", false, 400)                                                 \
-    X(NU_ERR_PARSE, "syntax error", false, 400)                                                    \
-    X(NU_ERR_TYPE, "type error", false, 400)                                                       \
-    X(NU_ERR_NOT_FOUND, "not found", false, 404)                                                   \
-    X(NU_ERR_EXISTS, "already exists", false, 409)                                                 \
-    X(NU_ERR_STATE, "not allowed in the current state", false, 409)                                \
-    X(NU_ERR_TOO_LARGE, "size over a limit", false, 413)                                           \
-    X(NU_ERR_UNSUPPORTED, "unsupported", false, 415)                                               \
-    X(NU_ERR_CORRUPT, "corrupt data", false, 422)                                                  \
-    X(NU_ERR_SCHEMA, "schema mismatch", false, 422)                                                \
-    X(NU_ERR_EVAL, "expression evaluation failed", false, 422)                                     \
-    X(NU_ERR_OPERATOR, "operator failed", false, 500)                                              \
-    X(NU_ERR_OPERATOR_RETRY, "operator failed, retriable", true, 503)                              \
-    X(NU_ERR_PLUGIN, "could not load plugin", false, 400)                                          \
-    X(NU_ERR_IO, "input/output error", true, 500)                                                  \
-    X(NU_ERR_SYSTEM, "system call failed", false, 500)                                             \
-    X(NU_ERR_KAFKA, "broker error, retriable", true, 503)                                          \
-    X(NU_ERR_KAFKA_FATAL, "fatal broker error", false, 502)                                        \
-    X(NU_ERR_TXN_ABORT, "transaction must be aborted", true, 503)                                  \
-    X(NU_ERR_FENCED, "producer fenced by a newer instance", false, 409)                            \
-    X(NU_ERR_DB, "database error, retriable", true, 503)                                           \
-    X(NU_ERR_DB_FATAL, "database error", false, 500)                                               \
-    X(NU_ERR_TIMEOUT, "timed out", true, 504)                                                      \
-    X(NU_ERR_CANCELLED, "cancelled", false, 409)                                                   \
+#define NU_ERR_TABLE(X)                                                 \
+    X(NU_OK, "success", false, 200)                                     \
+    X(NU_ERR_INVALID, "invalid argument", false, 400)                   \
+    X(NU_ERR_USAGE, "bad command-line usage", false, 400)               \
+    X(NU_ERR_CONFIG, "invalid configuration", false, 400)               \
+    X(NU_ERR_SPEC, "invalid job spec", false, 400)                      \
+    X(NU_ERR_PARSE, "syntax error", false, 400)                         \
+    X(NU_ERR_TYPE, "type error", false, 400)                            \
+    X(NU_ERR_NOT_FOUND, "not found", false, 404)                        \
+    X(NU_ERR_EXISTS, "already exists", false, 409)                      \
+    X(NU_ERR_STATE, "not allowed in the current state", false, 409)     \
+    X(NU_ERR_TOO_LARGE, "size over a limit", false, 413)                \
+    X(NU_ERR_UNSUPPORTED, "unsupported", false, 415)                    \
+    X(NU_ERR_CORRUPT, "corrupt data", false, 422)                       \
+    X(NU_ERR_SCHEMA, "schema mismatch", false, 422)                     \
+    X(NU_ERR_EVAL, "expression evaluation failed", false, 422)          \
+    X(NU_ERR_OPERATOR, "operator failed", false, 500)                   \
+    X(NU_ERR_OPERATOR_RETRY, "operator failed, retriable", true, 503)   \
+    X(NU_ERR_PLUGIN, "could not load plugin", false, 400)               \
+    X(NU_ERR_IO, "input/output error", true, 500)                       \
+    X(NU_ERR_SYSTEM, "system call failed", false, 500)                  \
+    X(NU_ERR_KAFKA, "broker error, retriable", true, 503)               \
+    X(NU_ERR_KAFKA_FATAL, "fatal broker error", false, 502)             \
+    X(NU_ERR_TXN_ABORT, "transaction must be aborted", true, 503)       \
+    X(NU_ERR_FENCED, "producer fenced by a newer instance", false, 409) \
+    X(NU_ERR_DB, "database error, retriable", true, 503)                \
+    X(NU_ERR_DB_FATAL, "database error", false, 500)                    \
+    X(NU_ERR_TIMEOUT, "timed out", true, 504)                           \
+    X(NU_ERR_CANCELLED, "cancelled", false, 409)                        \
     X(NU_ERR_INTERNAL, "internal error", false, 500)
 
 typedef enum nu_err {
@@ -85,7 +85,8 @@ nu_err_t nu_err_setv(struct nu_errbuf *eb, nu_err_t code, const char *fmt, va_li
     __attribute__((format(printf, 3, 0)));
 
 /* Prefix context to a message already set ("stage \"x\": " + msg). No-op on an empty buffer. */
-void nu_err_prefix(struct nu_errbuf *eb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nu_err_prefix(struct nu_errbuf *eb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* The message, or the code's text when none was written. Never NULL. */
 const char *nu_err_msg(const struct nu_errbuf *eb);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #define NU_LOG_LINE_MAX 4096
-#define NU_LOG_CTX_MAX 128
+#define NU_LOG_CTX_MAX  128
 
 static nu_log_level_t nu_log_min = NU_LOG_INFO;
 static char nu_log_areas[256];

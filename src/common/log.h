@@ -32,10 +32,10 @@ bool nu_log_debug_on(const char *area);
 void nu_log(nu_log_level_t level, const char *comp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define NU_LOG_DEBUG_AREA(area, comp, ...)                                                         \
-    do {                                                                                           \
-        if (nu_log_debug_on(area))                                                                 \
-            nu_log(NU_LOG_DEBUG, comp, __VA_ARGS__);                                               \
+#define NU_LOG_DEBUG_AREA(area, comp, ...)           \
+    do {                                             \
+        if (nu_log_debug_on(area))                   \
+            nu_log(NU_LOG_DEBUG, comp, __VA_ARGS__); \
     } while (0)
 
 #endif

@@ -33,9 +33,9 @@ typedef enum nu_type {
 } nu_type_t;
 
 /* Limits on untrusted input (codecs and specs check against these before allocating). */
-#define NU_MAX_COLUMNS 4096
+#define NU_MAX_COLUMNS  4096
 #define NU_MAX_NAME_LEN 256
-#define NU_MAX_NESTING 32
+#define NU_MAX_NESTING  32
 
 /* A column type: kind, nullability and, for arrays and maps, the item type (owned). */
 struct nu_field {
