@@ -7,7 +7,9 @@
 
 #include <stdio.h>
 
-#define NU_CLI_COMMANDS(X) X(version, "print the version of nurion and its libraries")
+#define NU_CLI_COMMANDS(X)                                                 \
+    X(demo, "push rows through the broker in transactions and check them") \
+    X(version, "print the version of nurion and its libraries")
 
 #define NU_CLI_CMD_DECL_(name, summary) int nu_cli_cmd_##name(int argc, char **argv);
 NU_CLI_COMMANDS(NU_CLI_CMD_DECL_)
