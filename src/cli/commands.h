@@ -9,12 +9,16 @@
 
 #define NU_CLI_COMMANDS(X)                                                 \
     X(demo, "push rows through the broker in transactions and check them") \
-    X(version, "print the version of nurion and its libraries")
+    X(stage, "run one instance of one stage of a job")                     \
+    X(version, "print the version of nurion and its libraries")            \
+    X(validate, "check a job spec and list every problem")
 
 #define NU_CLI_CMD_DECL_(name, summary) int nu_cli_cmd_##name(int argc, char **argv);
 NU_CLI_COMMANDS(NU_CLI_CMD_DECL_)
 #undef NU_CLI_CMD_DECL_
 
 void nu_cli_print_version(FILE *out);
+/* Markdown reference of the settings of `nurion stage` (docs/CONFIGURATION.md). */
+void nu_cli_stage_conf_doc(FILE *out);
 
 #endif

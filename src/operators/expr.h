@@ -21,7 +21,7 @@
 typedef struct nu_expr nu_expr_t;
 
 /* Hard limits on an expression's text and tree. */
-#define NU_EXPR_MAX_LEN 65536
+#define NU_EXPR_MAX_LEN   65536
 #define NU_EXPR_MAX_DEPTH 256
 
 /*

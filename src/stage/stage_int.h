@@ -1,0 +1,117 @@
+/* stage_int.h — internals of the stage instance shared by stage*.c (layer: stage). */
+#ifndef NU_STAGE_STAGE_INT_H
+#define NU_STAGE_STAGE_INT_H
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "common/codec.h"
+#include "common/split.h"
+#include "nurion/operator.h"
+#include "stage/events.h"
+#include "stage/lanes.h"
+#include "stage/stage.h"
+
+#include <jansson.h>
+
+/* State of one input partition this instance has (or had) assigned. */
+struct nu_part {
+    size_t input; /* index into st->inputs */
+    int32_t partition;
+    bool assigned;
+    bool need_init;           /* committed lane state not fetched yet */
+    bool dirty;               /* consumed in the open transaction */
+    int64_t next_offset;      /* offset to commit: after the last record consumed */
+    struct nu_lane_set lanes; /* committed state plus what the open transaction adds */
+    struct nu_lane_set base;  /* committed state (restored on abort) */
+};
+
+/* An operator instance, opened for one input schema. */
+struct nu_op_inst {
+    struct nu_schema *in; /* reference held; NULL for "any" */
+    void *state;
+};
+
+/* Outputs collected during one attempt (produced only when the attempt succeeds). */
+struct nu_outbox {
+    struct nu_batch **b;
+    size_t n, cap;
+};
+
+/* One encoded output split, kept between splits so the buffers are reused. */
+struct nu_encoded {
+    char id[NU_SPLIT_ID_MAX];
+    struct nu_buf val, schema;
+};
+
+struct nu_stage {
+    const struct nu_job *job;
+    size_t idx;
+    const struct nu_job_stage *js;
+    const struct nu_stage_opts *o;
+    struct nu_stage_stats *stats;
+    volatile sig_atomic_t *stop;
+    bool eos_mode; /* exactly_once */
+    struct nu_event_origin origin;
+    const struct nu_operator *op;
+
+    rd_kafka_t *c;   /* consumer */
+    rd_kafka_t *p;   /* producer of outputs (transactional in exactly_once) */
+    rd_kafka_t *aux; /* idempotent producer for events outside transactions (may be == p) */
+
+    struct nu_stage_input inputs[NU_JOB_MAX_UPSTREAMS];
+    size_t ninputs;
+    char out_topic[NU_JOB_NAME_MAX];
+    int out_partitions; /* 0: a sink, no output topic */
+    char dlq_topic[NU_JOB_NAME_MAX];
+    char events_topic[NU_JOB_NAME_MAX];
+
+    struct nu_part *parts;
+    size_t nparts, capparts;
+
+    struct nu_op_inst *ops;
+    size_t nops;
+
+    bool in_txn;
+    int txn_records;
+    int64_t txn_started_ms;
+    bool rebalance_failed; /* a commit inside the rebalance callback failed */
+    nu_err_t fatal;        /* set by callbacks: stop with this error */
+    struct nu_errbuf fatal_eb;
+
+    nu_codec_cache_t *cache;
+    struct nu_codec_opts copts;
+    struct nu_buf enc, ev;
+    struct nu_headers hdrs;
+    nu_arena_t *scratch;
+    struct nu_outbox outbox;
+    struct nu_encoded *encs;
+    size_t nencs;
+
+    int64_t last_metrics_ms, last_check_ms, started_ms;
+    int64_t metrics_rows_in, metrics_rows_out;
+    bool paused;
+};
+
+/* stage_txn.c */
+nu_err_t nu_stage_txn_begin(struct nu_stage *st, struct nu_errbuf *eb);
+/* Commit the open transaction (offsets + lane state of dirty partitions). On an abortable
+ * error: abort and rewind; returns NU_OK then (the work is redone). */
+nu_err_t nu_stage_txn_commit(struct nu_stage *st, struct nu_errbuf *eb);
+nu_err_t nu_stage_txn_abort_rewind(struct nu_stage *st, const char *why, struct nu_errbuf *eb);
+void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *parts, void *opaque);
+struct nu_part *nu_stage_part(struct nu_stage *st, const char *topic, int32_t partition,
+                              bool create);
+nu_err_t nu_stage_parts_init(struct nu_stage *st, struct nu_errbuf *eb);
+/* Is every partition of every input complete, as committed in the group? */
+nu_err_t nu_stage_check_complete(struct nu_stage *st, bool *complete, struct nu_errbuf *eb);
+
+/* stage_process.c */
+nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struct nu_errbuf *eb);
+nu_err_t nu_stage_produce(struct nu_stage *st, rd_kafka_t *rk, const char *topic, int32_t partition,
+                          const void *key, size_t keylen, const void *val, size_t len,
+                          const struct nu_headers *h, struct nu_errbuf *eb);
+nu_err_t nu_stage_event(struct nu_stage *st, rd_kafka_t *rk, json_t *ev, struct nu_errbuf *eb);
+void nu_stage_ops_close(struct nu_stage *st);
+
+#endif

@@ -1,0 +1,490 @@
+/* stage_process.c — one input record: decode, run the operator with retries, produce outputs,
+ * lineage and dead letters, and the end-of-stream lanes. */
+#include "common/log.h"
+#include "common/mem.h"
+#include "operators/registry.h"
+#include "stage/stage_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NU_STAGE_PRODUCE_TIMEOUT_MS 60000
+#define NU_STAGE_MAX_BACKOFF_MS     30000
+
+static double nu_stage_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+nu_err_t nu_stage_produce(struct nu_stage *st, rd_kafka_t *rk, const char *topic, int32_t partition,
+                          const void *key, size_t keylen, const void *val, size_t len,
+                          const struct nu_headers *h, struct nu_errbuf *eb)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (h && h->n) {
+        hdrs = rd_kafka_headers_new(h->n);
+        for (size_t i = 0; i < h->n; i++)
+            rd_kafka_header_add(hdrs, h->h[i].name, -1, h->h[i].value, (ssize_t)h->h[i].len);
+    }
+    double deadline = nu_stage_mono_ms() + NU_STAGE_PRODUCE_TIMEOUT_MS;
+    for (;;) {
+        rd_kafka_resp_err_t rerr;
+        if (hdrs)
+            rerr = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)val, len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        else
+            rerr =
+                rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                  RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)val, len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (rerr == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return NU_OK; /* the headers now belong to the message */
+        if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL && nu_stage_mono_ms() < deadline) {
+            /* backpressure: the producer queue is bounded; wait for deliveries */
+            rd_kafka_poll(rk, 50);
+            continue;
+        }
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        if (rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+            return nu_err_set(eb, NU_ERR_TOO_LARGE,
+                              "record of %zu bytes for topic \"%s\" is over the producer's "
+                              "message.max.bytes",
+                              len, topic);
+        return nu_err_set(eb, nu_kafka_err_code(rerr), "could not produce to topic \"%s\": %s",
+                          topic, rd_kafka_err2str(rerr));
+    }
+}
+
+nu_err_t nu_stage_event(struct nu_stage *st, rd_kafka_t *rk, json_t *ev, struct nu_errbuf *eb)
+{
+    nu_event_dump(ev, &st->ev);
+    return nu_stage_produce(st, rk, st->events_topic, 0, st->js->id, strlen(st->js->id),
+                            st->ev.data, st->ev.len, NULL, eb);
+}
+
+static nu_err_t nu_outbox_emit(void *ctx, struct nu_batch *out, struct nu_errbuf *eb)
+{
+    struct nu_outbox *ob = ctx;
+    if (!out)
+        return nu_err_set(eb, NU_ERR_INTERNAL, "operator emitted no batch");
+    if (ob->n == ob->cap) {
+        ob->cap = ob->cap ? ob->cap * 2 : 8;
+        ob->b = nu_xrealloc(ob->b, ob->cap * sizeof(*ob->b));
+    }
+    ob->b[ob->n++] = out;
+    return NU_OK;
+}
+
+static void nu_outbox_clear(struct nu_outbox *ob)
+{
+    for (size_t i = 0; i < ob->n; i++)
+        nu_batch_destroy(ob->b[i]);
+    ob->n = 0;
+}
+
+static void nu_stage_op_log(void *log_ctx, enum nu_op_log_level level, const char *msg)
+{
+    const char *split = log_ctx;
+    nu_log((nu_log_level_t)level, "operator", "%s\tsplit=%s", msg, split ? split : "-");
+}
+
+void nu_stage_ops_close(struct nu_stage *st)
+{
+    for (size_t i = 0; i < st->nops; i++) {
+        st->op->close(st->ops[i].state);
+        nu_schema_unref(st->ops[i].in);
+    }
+    free(st->ops);
+    st->ops = NULL;
+    st->nops = 0;
+    nu_outbox_clear(&st->outbox);
+    free(st->outbox.b);
+    st->outbox.b = NULL;
+    st->outbox.cap = 0;
+}
+
+/* The operator instance for input schema `in`, opened on first use. */
+static nu_err_t nu_stage_op_for(struct nu_stage *st, struct nu_schema *in, struct nu_op_inst **out,
+                                struct nu_errbuf *eb)
+{
+    for (size_t i = 0; i < st->nops; i++) {
+        if (st->ops[i].in == in || (st->ops[i].in && nu_schema_equal(st->ops[i].in, in))) {
+            *out = &st->ops[i];
+            return NU_OK;
+        }
+    }
+    struct nu_op_open_args args = {.config = st->js->config,
+                                   .in = in,
+                                   .job_id = st->job->id,
+                                   .stage_id = st->js->id,
+                                   .instance = st->o->instance};
+    void *state = NULL;
+    nu_err_t err = st->op->open(&args, &state, eb);
+    if (err)
+        return err;
+    st->ops = nu_xrealloc(st->ops, (st->nops + 1) * sizeof(*st->ops));
+    st->ops[st->nops].in = nu_schema_ref(in);
+    st->ops[st->nops].state = state;
+    *out = &st->ops[st->nops++];
+    return NU_OK;
+}
+
+/* Encode the outbox as output splits of input split `parent`, checking every size, then
+ * produce them: an output that cannot be written fails the split before anything of it is
+ * produced, so the split can be dead-lettered without aborting the transaction. */
+static nu_err_t nu_stage_emit_outputs(struct nu_stage *st, const char *parent, unsigned attempt,
+                                      int64_t *rows_out, int64_t *bytes_out, struct nu_errbuf *eb)
+{
+    nu_err_t err = NU_OK;
+    const char *parents[1] = {parent};
+    if (st->nencs < st->outbox.n) {
+        st->encs = nu_xrealloc(st->encs, st->outbox.n * sizeof(*st->encs));
+        memset(st->encs + st->nencs, 0, (st->outbox.n - st->nencs) * sizeof(*st->encs));
+        st->nencs = st->outbox.n;
+    }
+    for (size_t k = 0; k < st->outbox.n && !err; k++) {
+        struct nu_encoded *e = &st->encs[k];
+        struct nu_batch *b = st->outbox.b[k];
+        err = nu_split_id(st->job->id, st->js->id, parent ? parents : NULL, parent ? 1 : 0,
+                          (uint64_t)k, e->id, eb);
+        if (!err)
+            err = nu_codec_encode(&st->copts, b, &e->val, eb);
+        if (!err && (int64_t)e->val.len > st->o->max_record_bytes)
+            err = nu_err_set(eb, NU_ERR_TOO_LARGE,
+                             "output split %s is %zu bytes, over the stage's maximum record "
+                             "size of %" PRId64 " bytes (lower the rows per split, or raise "
+                             "max.record.bytes together with the broker's message.max.bytes)",
+                             e->id, e->val.len, st->o->max_record_bytes);
+        if (!err && st->job->format == NU_FORMAT_JSON)
+            err = nu_schema_to_json(b->schema, &e->schema, eb);
+    }
+    for (size_t k = 0; k < st->outbox.n && !err; k++) {
+        struct nu_encoded *e = &st->encs[k];
+        struct nu_batch *b = st->outbox.b[k];
+        struct nu_split_meta meta = {
+            .kind = NU_SPLIT_DATA,
+            .id = e->id,
+            .stage = st->js->id,
+            .parents = parent ? (char **)parents : NULL,
+            .nparents = parent ? 1 : 0,
+            .rows = b->nrows,
+            .attempt = attempt,
+            .format = (char *)nu_format_name(st->job->format),
+            .schema = st->job->format == NU_FORMAT_JSON ? (char *)e->schema.data : NULL};
+        err = nu_split_headers_build(&meta, &st->hdrs, eb);
+        if (!err)
+            err = nu_stage_produce(st, st->p, st->out_topic, RD_KAFKA_PARTITION_UA, e->id,
+                                   strlen(e->id), e->val.data, e->val.len, &st->hdrs, eb);
+        if (!err) {
+            *rows_out += (int64_t)b->nrows;
+            *bytes_out += (int64_t)e->val.len;
+            st->stats->splits_out++;
+        }
+    }
+    return err;
+}
+
+/* The original record goes to the DLQ with the reason; plus an error and a dlq event. */
+static nu_err_t nu_stage_dead_letter(struct nu_stage *st, const rd_kafka_message_t *m,
+                                     const char *split, unsigned attempts, nu_err_t cause,
+                                     const char *reason, struct nu_errbuf *eb)
+{
+    nu_err_t err;
+    rd_kafka_headers_t *src = NULL;
+    struct nu_headers h = {.n = 0};
+    char att[16], part[16], off[32], ts[32];
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    snprintf(att, sizeof(att), "%u", attempts);
+    snprintf(part, sizeof(part), "%" PRId32, m->partition);
+    snprintf(off, sizeof(off), "%" PRId64, m->offset);
+    snprintf(ts, sizeof(ts), "%" PRId64, nu_event_now_ms());
+    /* original headers first, then ours */
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(16);
+    if (rd_kafka_message_headers(m, &src) == RD_KAFKA_RESP_ERR_NO_ERROR && src) {
+        const char *name;
+        const void *val;
+        size_t len;
+        for (size_t i = 0; rd_kafka_header_get_all(src, i, &name, &val, &len) == 0; i++)
+            rd_kafka_header_add(hdrs, name, -1, val, (ssize_t)len);
+    }
+    const char *const ours[][2] = {
+        {"nurion-error", reason},       {"nurion-error-code", nu_err_name(cause)},
+        {"nurion-attempts", att},       {"nurion-dlq-stage", st->js->id},
+        {"nurion-source-topic", topic}, {"nurion-source-partition", part},
+        {"nurion-source-offset", off},  {"nurion-dlq-time", ts},
+    };
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+        rd_kafka_header_add(hdrs, ours[i][0], -1, ours[i][1], -1);
+    rd_kafka_resp_err_t rerr;
+    do {
+        rerr = rd_kafka_producev(
+            st->p, RD_KAFKA_V_TOPIC(st->dlq_topic), RD_KAFKA_V_PARTITION(0),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(st->p, 50);
+    } while (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    if (rerr) {
+        rd_kafka_headers_destroy(hdrs);
+        return nu_err_set(eb, nu_kafka_err_code(rerr),
+                          "could not write a dead letter to topic \"%s\": %s", st->dlq_topic,
+                          rd_kafka_err2str(rerr));
+    }
+    (void)h;
+    st->stats->dead_letters++;
+    st->stats->errors++;
+    nu_log(NU_LOG_WARN, "stage",
+           "dead-lettered split after %u attempt(s): %s\tsplit=%s "
+           "topic=%s partition=%" PRId32 " offset=%" PRId64,
+           attempts, reason, split ? split : "-", topic, m->partition, m->offset);
+    err = nu_stage_event(st, st->p,
+                         nu_event_error(&st->origin, split, attempts, nu_err_name(cause), reason,
+                                        nu_event_hint(nu_err_name(cause), reason)),
+                         eb);
+    if (!err)
+        err = nu_stage_event(st, st->p,
+                             nu_event_dlq(&st->origin, split ? split : "", topic, m->partition,
+                                          m->offset, attempts, reason),
+                             eb);
+    return err;
+}
+
+/* Errors that belong to the record, not to the infrastructure: they dead-letter the split. */
+static bool nu_stage_record_error(nu_err_t err)
+{
+    switch (err) {
+    case NU_ERR_KAFKA:
+    case NU_ERR_KAFKA_FATAL:
+    case NU_ERR_TXN_ABORT:
+    case NU_ERR_FENCED:
+    case NU_ERR_TIMEOUT:
+        return false;
+    default:
+        return true;
+    }
+}
+
+static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
+                              struct nu_split_meta *meta, struct nu_errbuf *eb)
+{
+    struct nu_batch *in = NULL;
+    struct nu_errbuf rec;
+    nu_err_t err = NU_OK, rerr = NU_OK;
+    unsigned attempt = 0;
+    int64_t rows_out = 0, bytes_out = 0;
+    double t0 = nu_stage_mono_ms();
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    nu_errbuf_clear(&rec);
+
+    if ((int64_t)m->len > st->o->max_record_bytes) {
+        rerr = nu_err_set(&rec, NU_ERR_TOO_LARGE,
+                          "input record of %zu bytes is over the stage's maximum record size "
+                          "of %" PRId64 " bytes",
+                          m->len, st->o->max_record_bytes);
+        goto dead;
+    }
+    rerr = nu_codec_decode_cached(st->cache, st->job->format, m->payload, m->len, meta->schema,
+                                  meta->schema ? strlen(meta->schema) : 0, &in, &rec);
+    if (rerr)
+        goto dead;
+    st->stats->rows_in += (int64_t)in->nrows;
+    struct nu_op_inst *inst = NULL;
+    rerr = nu_stage_op_for(st, in->schema, &inst, &rec);
+    if (rerr)
+        goto dead;
+    int max_attempts = st->js->max_attempts > 0 ? st->js->max_attempts : 1;
+    for (attempt = 1;; attempt++) {
+        struct nu_op_emit emit = {.ctx = &st->outbox, .emit = nu_outbox_emit};
+        struct nu_op_batch_ctx ctx = {.split_id = meta->id,
+                                      .attempt = attempt,
+                                      .scratch = st->scratch,
+                                      .log = nu_stage_op_log,
+                                      .log_ctx = meta->id};
+        nu_errbuf_clear(&rec);
+        rerr = st->op->process(inst->state, &ctx, in, &emit, &rec);
+        nu_arena_reset(st->scratch);
+        if (!rerr)
+            break;
+        nu_outbox_clear(&st->outbox); /* a failed attempt's outputs are discarded */
+        if (!nu_err_retriable(rerr) || (int)attempt >= max_attempts)
+            goto dead;
+        int64_t backoff = (int64_t)st->js->retry_backoff_ms
+                          << (attempt - 1 < 16 ? attempt - 1 : 16);
+        if (backoff > NU_STAGE_MAX_BACKOFF_MS)
+            backoff = NU_STAGE_MAX_BACKOFF_MS;
+        nu_log(NU_LOG_WARN, "stage",
+               "attempt %u of split failed, retrying in %" PRId64 " ms: %s"
+               "\tsplit=%s",
+               attempt, backoff, nu_err_msg(&rec), meta->id);
+        st->stats->errors++;
+        rd_kafka_poll(st->p, 0);
+        struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    err = nu_stage_emit_outputs(st, meta->id, attempt - 1, &rows_out, &bytes_out, &rec);
+    nu_outbox_clear(&st->outbox);
+    if (err) {
+        if (!nu_stage_record_error(err)) {
+            nu_err_set(eb, err, "%s", nu_err_msg(&rec));
+            goto out;
+        }
+        /* an output that cannot be written (too large, bad schema) dead-letters the input */
+        rerr = err;
+        err = NU_OK;
+        goto dead;
+    }
+    st->stats->rows_out += rows_out;
+    st->stats->splits_in++;
+    {
+        char parents[NU_SPLIT_ID_MAX * 4] = "";
+        for (size_t i = 0; i < meta->nparents; i++) {
+            size_t l = strlen(parents);
+            snprintf(parents + l, sizeof(parents) - l, "%s%s", i ? "," : "", meta->parents[i]);
+        }
+        err = nu_stage_event(st, st->p,
+                             nu_event_split_done(&st->origin, meta->id, parents, (int64_t)in->nrows,
+                                                 rows_out, (int64_t)m->len, bytes_out,
+                                                 nu_stage_mono_ms() - t0, topic, m->partition,
+                                                 m->offset),
+                             eb);
+    }
+    goto out;
+dead:
+    if (!nu_stage_record_error(rerr)) {
+        err = nu_err_set(eb, rerr, "%s", nu_err_msg(&rec));
+        goto out;
+    }
+    err = nu_stage_dead_letter(st, m, meta->id, attempt ? attempt : 1, rerr, nu_err_msg(&rec), eb);
+out:
+    nu_batch_destroy(in);
+    return err;
+}
+
+/* Input partition complete: sinks flush, eos to every output partition, partition_done. */
+static nu_err_t nu_stage_partition_complete(struct nu_stage *st, struct nu_part *pt,
+                                            struct nu_errbuf *eb)
+{
+    nu_err_t err = NU_OK;
+    const struct nu_stage_input *in = &st->inputs[pt->input];
+    char lane[NU_SPLIT_MAX_LANE + 1], key[NU_SPLIT_MAX_LANE + 8];
+    int64_t rows_out = 0, bytes_out = 0;
+    nu_lane_name(in->topic, pt->partition, lane, sizeof(lane));
+    if (st->op->end_of_partition) {
+        for (size_t i = 0; i < st->nops && !err; i++) {
+            struct nu_op_emit emit = {.ctx = &st->outbox, .emit = nu_outbox_emit};
+            struct nu_op_batch_ctx ctx = {
+                .split_id = NULL, .attempt = 1, .scratch = st->scratch, .log = nu_stage_op_log};
+            err = st->op->end_of_partition(st->ops[i].state, &ctx, &emit, eb);
+            nu_arena_reset(st->scratch);
+        }
+        if (!err && st->out_partitions > 0)
+            err = nu_stage_emit_outputs(st, NULL, 0, &rows_out, &bytes_out, eb);
+        nu_outbox_clear(&st->outbox);
+        st->stats->rows_out += rows_out;
+        if (err)
+            return err;
+    }
+    if (st->out_partitions > 0) {
+        struct nu_split_meta meta = {.kind = NU_SPLIT_EOS, .stage = st->js->id, .lane = lane};
+        snprintf(key, sizeof(key), "eos:%s", lane);
+        err = nu_split_headers_build(&meta, &st->hdrs, eb);
+        for (int32_t p = 0; p < st->out_partitions && !err; p++)
+            err = nu_stage_produce(st, st->p, st->out_topic, p, key, strlen(key), NULL, 0,
+                                   &st->hdrs, eb);
+    }
+    if (!err)
+        err = nu_stage_event(st, st->p,
+                             nu_event_partition_done(&st->origin, in->topic, pt->partition), eb);
+    if (!err) {
+        st->stats->partitions_done++;
+        nu_log(NU_LOG_INFO, "stage", "input partition complete\ttopic=%s partition=%" PRId32,
+               in->topic, pt->partition);
+    }
+    return err;
+}
+
+static nu_err_t nu_stage_eos(struct nu_stage *st, struct nu_part *pt, struct nu_split_meta *meta,
+                             struct nu_errbuf *eb)
+{
+    const struct nu_stage_input *in = &st->inputs[pt->input];
+    uint32_t idx;
+    nu_err_t err =
+        nu_lane_index(st->job, in->from_stage, in->plan, meta->lane, strlen(meta->lane), &idx, eb);
+    if (err)
+        return err;
+    bool was_complete = nu_lane_set_complete(&pt->lanes);
+    nu_lane_set_mark(&pt->lanes, idx);
+    if (!was_complete && nu_lane_set_complete(&pt->lanes))
+        return nu_stage_partition_complete(st, pt, eb);
+    return NU_OK;
+}
+
+nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struct nu_errbuf *eb)
+{
+    struct nu_header hv[NU_SPLIT_MAX_HEADERS + 8];
+    size_t nh = 0;
+    struct nu_split_meta meta;
+    struct nu_errbuf rec;
+    rd_kafka_headers_t *hdrs = NULL;
+    nu_err_t err = NU_OK;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    struct nu_part *pt = nu_stage_part(st, topic, m->partition, false);
+    memset(&meta, 0, sizeof(meta));
+    nu_errbuf_clear(&rec);
+    if (!pt || !pt->assigned)
+        return NU_OK; /* a late record of a revoked partition: its new owner handles it */
+    if (pt->need_init) {
+        err = nu_stage_parts_init(st, eb);
+        if (err)
+            return err;
+    }
+    if (nu_lane_set_complete(&pt->lanes) && !pt->dirty) {
+        /* records after the last lane: only duplicates of an at-least-once upstream */
+        pt->next_offset = m->offset + 1;
+        pt->dirty = true;
+        return NU_OK;
+    }
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+        const char *name;
+        const void *val;
+        size_t len;
+        for (size_t i = 0; nh < sizeof(hv) / sizeof(hv[0]) &&
+                           rd_kafka_header_get_all(hdrs, i, &name, &val, &len) == 0;
+             i++)
+            if (strncmp(name, "nurion-", 7) == 0)
+                hv[nh++] = (struct nu_header){name, val, len};
+    }
+    if (!st->in_txn) {
+        err = nu_stage_txn_begin(st, eb);
+        if (err)
+            return err;
+    }
+    st->stats->records_in++;
+    err = nu_split_meta_parse(hv, nh, &meta, &rec);
+    if (err) {
+        err = nu_stage_dead_letter(st, m, NULL, 1, err, nu_err_msg(&rec), eb);
+    } else if (meta.kind == NU_SPLIT_EOS) {
+        err = nu_stage_eos(st, pt, &meta, &rec);
+        if (err == NU_ERR_CORRUPT)
+            err = nu_stage_dead_letter(st, m, NULL, 1, err, nu_err_msg(&rec), eb);
+        else if (err)
+            nu_err_set(eb, err, "%s", nu_err_msg(&rec));
+    } else {
+        err = nu_stage_data(st, m, &meta, eb);
+    }
+    nu_split_meta_clear(&meta);
+    if (!err && st->in_txn) {
+        pt->next_offset = m->offset + 1;
+        pt->dirty = true;
+        st->txn_records++;
+    }
+    return err;
+}
