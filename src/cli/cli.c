@@ -24,10 +24,11 @@ static const struct nu_cli_cmd nu_cli_cmds[] = {
 
 static void nu_cli_usage(FILE *out)
 {
-    fprintf(out, "usage: nurion <command> [options]\n"
-                 "       nurion --version | --help\n\n"
-                 "Nurion runs batch and streaming pipelines as consumer-group stages over Kafka.\n\n"
-                 "commands:\n");
+    fprintf(out,
+            "usage: nurion <command> [options]\n"
+            "       nurion --version | --help\n\n"
+            "Nurion runs batch and streaming pipelines as consumer-group stages over Kafka.\n\n"
+            "commands:\n");
     for (size_t i = 0; i < sizeof(nu_cli_cmds) / sizeof(nu_cli_cmds[0]); i++)
         fprintf(out, "  %-12s %s\n", nu_cli_cmds[i].name, nu_cli_cmds[i].summary);
     fprintf(out, "\n`nurion <command> --help` describes a command.\n");

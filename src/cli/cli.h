@@ -10,8 +10,8 @@
 
 #include <stdio.h>
 
-#define NU_EXIT_OK 0
-#define NU_EXIT_FAIL 1
+#define NU_EXIT_OK    0
+#define NU_EXIT_FAIL  1
 #define NU_EXIT_USAGE 2
 
 int nu_cli_main(int argc, char **argv);
