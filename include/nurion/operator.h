@@ -62,7 +62,30 @@ struct nu_op_batch_ctx {
     /* Log one line tagged with job/stage/instance/split; may be NULL (then drop the line). */
     void (*log)(void *log_ctx, enum nu_op_log_level level, const char *msg);
     void *log_ctx;
+    /*
+     * Dead-letter one row of the input and go on with the rest of the split (may be NULL: then
+     * fail the whole split instead). The runtime writes, inside the stage's transaction, a record
+     * to the stage's dead-letter topic whose value is `raw` (raw_len bytes) when given — e.g. the
+     * unparsable text of a CSV line — or else row `row` of `in` as one JSON object; its headers
+     * carry `reason`, the split id and the row index. Counts as a dead letter, not an output.
+     * Errors from it (broker failures) must be returned from process() as they are.
+     */
+    nu_err_t (*reject)(void *reject_ctx, const struct nu_batch *in, size_t row, const void *raw,
+                       size_t raw_len, const char *reason, struct nu_errbuf *eb);
+    void *reject_ctx;
 };
+
+/* Dead-letter a row when the runtime allows it; otherwise return `err` with `reason` in eb so
+ * the whole split fails. */
+static inline nu_err_t nu_op_reject_row(const struct nu_op_batch_ctx *ctx,
+                                        const struct nu_batch *in, size_t row, const void *raw,
+                                        size_t raw_len, nu_err_t err, const char *reason,
+                                        struct nu_errbuf *eb)
+{
+    if (ctx && ctx->reject)
+        return ctx->reject(ctx->reject_ctx, in, row, raw, raw_len, reason, eb);
+    return nu_err_set(eb, err, "%s", reason);
+}
 
 /*
  * Output of process()/plan()/end_of_partition(): the runtime's callback. emit() takes ownership

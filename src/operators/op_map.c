@@ -16,6 +16,7 @@
 #include "common/mem.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /* A compiled map: for each output column, an input column (>= 0) or expression -1-k. */
@@ -408,6 +409,20 @@ static nu_err_t nu_map_process(void *state, const struct nu_op_batch_ctx *ctx,
                 continue;
             }
             rc = nu_expr_eval(m->plan.exprs[-1 - s], row, scratch, &v, eb);
+            if (rc == NU_ERR_EVAL && ctx && ctx->reject) {
+                /* a poison row: dead-letter it alone, the rest of the split goes on */
+                char reason[NU_ERRBUF_SIZE];
+                snprintf(reason, sizeof(reason), "map: column \"%s\": %s",
+                         m->plan.out->cols[c].name, nu_err_msg(eb));
+                nu_errbuf_clear(eb);
+                ob->nrows--;
+                rc = ctx->reject(ctx->reject_ctx, in, r, NULL, 0, reason, eb);
+                if (rc != NU_OK) {
+                    nu_batch_destroy(ob);
+                    return rc;
+                }
+                break;
+            }
             if (rc != NU_OK) {
                 nu_err_prefix(eb, "map: column \"%s\", row %zu: ", m->plan.out->cols[c].name, r);
                 nu_batch_destroy(ob);

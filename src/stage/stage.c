@@ -336,6 +336,9 @@ out:
     free(st->parts);
     nu_buf_free(&st->enc);
     nu_buf_free(&st->ev);
+    for (size_t i = 0; i < st->caprejects; i++)
+        nu_buf_free(&st->rejects[i].value);
+    free(st->rejects);
     nu_headers_free(&st->hdrs);
     nu_codec_cache_destroy(st->cache);
     nu_arena_destroy(st->scratch);

@@ -37,6 +37,13 @@ struct nu_outbox {
     size_t n, cap;
 };
 
+/* A row an operator rejected, waiting for its attempt to succeed. */
+struct nu_reject {
+    long row;
+    char reason[NU_ERRBUF_SIZE];
+    struct nu_buf value;
+};
+
 /* One encoded output split, kept between splits so the buffers are reused. */
 struct nu_encoded {
     char id[NU_SPLIT_ID_MAX];
@@ -86,6 +93,8 @@ struct nu_stage {
     struct nu_outbox outbox;
     struct nu_encoded *encs;
     size_t nencs;
+    struct nu_reject *rejects;
+    size_t nrejects, caprejects;
 
     int64_t last_metrics_ms, last_check_ms, started_ms;
     int64_t metrics_rows_in, metrics_rows_out;

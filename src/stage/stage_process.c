@@ -192,23 +192,35 @@ static nu_err_t nu_stage_emit_outputs(struct nu_stage *st, const char *parent, u
     return err;
 }
 
-/* The original record goes to the DLQ with the reason; plus an error and a dlq event. */
-static nu_err_t nu_stage_dead_letter(struct nu_stage *st, const rd_kafka_message_t *m,
-                                     const char *split, unsigned attempts, nu_err_t cause,
-                                     const char *reason, struct nu_errbuf *eb)
+/* What a dead letter is: the whole input record (row < 0) or one row of its split. */
+struct nu_dead {
+    const rd_kafka_message_t *m; /* the input record */
+    const char *split;           /* its split id (NULL when unreadable) */
+    long row;                    /* row index, or -1 for the whole record */
+    const void *value;           /* the dead letter's value (the record's own when row < 0) */
+    size_t len;
+    unsigned attempts;
+    nu_err_t cause;
+    const char *reason;
+};
+
+/* Write one dead letter (the original record's headers first, then ours) plus an error and a
+ * dlq event, all with the stage's producer (so inside its transaction). */
+static nu_err_t nu_stage_dead_letter_write(struct nu_stage *st, const struct nu_dead *d,
+                                           struct nu_errbuf *eb)
 {
     nu_err_t err;
     rd_kafka_headers_t *src = NULL;
-    struct nu_headers h = {.n = 0};
-    char att[16], part[16], off[32], ts[32];
+    char att[16], part[16], off[32], ts[32], rowbuf[24], key[NU_SPLIT_ID_MAX + 24];
+    const rd_kafka_message_t *m = d->m;
     const char *topic = rd_kafka_topic_name(m->rkt);
-    snprintf(att, sizeof(att), "%u", attempts);
+    snprintf(att, sizeof(att), "%u", d->attempts);
     snprintf(part, sizeof(part), "%" PRId32, m->partition);
     snprintf(off, sizeof(off), "%" PRId64, m->offset);
     snprintf(ts, sizeof(ts), "%" PRId64, nu_event_now_ms());
-    /* original headers first, then ours */
+    snprintf(rowbuf, sizeof(rowbuf), "%ld", d->row);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(16);
-    if (rd_kafka_message_headers(m, &src) == RD_KAFKA_RESP_ERR_NO_ERROR && src) {
+    if (d->row < 0 && rd_kafka_message_headers(m, &src) == RD_KAFKA_RESP_ERR_NO_ERROR && src) {
         const char *name;
         const void *val;
         size_t len;
@@ -216,18 +228,26 @@ static nu_err_t nu_stage_dead_letter(struct nu_stage *st, const rd_kafka_message
             rd_kafka_header_add(hdrs, name, -1, val, (ssize_t)len);
     }
     const char *const ours[][2] = {
-        {"nurion-error", reason},       {"nurion-error-code", nu_err_name(cause)},
+        {"nurion-error", d->reason},    {"nurion-error-code", nu_err_name(d->cause)},
         {"nurion-attempts", att},       {"nurion-dlq-stage", st->js->id},
         {"nurion-source-topic", topic}, {"nurion-source-partition", part},
         {"nurion-source-offset", off},  {"nurion-dlq-time", ts},
     };
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
         rd_kafka_header_add(hdrs, ours[i][0], -1, ours[i][1], -1);
+    if (d->row >= 0) {
+        rd_kafka_header_add(hdrs, "nurion-kind", -1, "row", -1);
+        rd_kafka_header_add(hdrs, "nurion-split", -1, d->split ? d->split : "", -1);
+        rd_kafka_header_add(hdrs, "nurion-row", -1, rowbuf, -1);
+        snprintf(key, sizeof(key), "%s:%ld", d->split ? d->split : "", d->row);
+    }
+    const void *k = d->row >= 0 ? key : m->key;
+    size_t klen = d->row >= 0 ? strlen(key) : m->key_len;
     rd_kafka_resp_err_t rerr;
     do {
         rerr = rd_kafka_producev(
             st->p, RD_KAFKA_V_TOPIC(st->dlq_topic), RD_KAFKA_V_PARTITION(0),
-            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_KEY(k, klen), RD_KAFKA_V_VALUE((void *)d->value, d->len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(st->p, 50);
@@ -238,22 +258,100 @@ static nu_err_t nu_stage_dead_letter(struct nu_stage *st, const rd_kafka_message
                           "could not write a dead letter to topic \"%s\": %s", st->dlq_topic,
                           rd_kafka_err2str(rerr));
     }
-    (void)h;
     st->stats->dead_letters++;
     st->stats->errors++;
     nu_log(NU_LOG_WARN, "stage",
-           "dead-lettered split after %u attempt(s): %s\tsplit=%s "
-           "topic=%s partition=%" PRId32 " offset=%" PRId64,
-           attempts, reason, split ? split : "-", topic, m->partition, m->offset);
+           "dead-lettered %s after %u attempt(s): %s\tsplit=%s row=%ld topic=%s "
+           "partition=%" PRId32 " offset=%" PRId64,
+           d->row >= 0 ? "a row" : "a split", d->attempts, d->reason, d->split ? d->split : "-",
+           d->row, topic, m->partition, m->offset);
     err = nu_stage_event(st, st->p,
-                         nu_event_error(&st->origin, split, attempts, nu_err_name(cause), reason,
-                                        nu_event_hint(nu_err_name(cause), reason)),
+                         nu_event_error(&st->origin, d->split, d->attempts, nu_err_name(d->cause),
+                                        d->reason, nu_event_hint(nu_err_name(d->cause), d->reason)),
                          eb);
-    if (!err)
-        err = nu_stage_event(st, st->p,
-                             nu_event_dlq(&st->origin, split ? split : "", topic, m->partition,
-                                          m->offset, attempts, reason),
-                             eb);
+    if (!err) {
+        json_t *ev = nu_event_dlq(&st->origin, d->split ? d->split : "", topic, m->partition,
+                                  m->offset, d->attempts, d->reason);
+        if (d->row >= 0)
+            json_object_set_new(ev, "row", json_integer(d->row));
+        err = nu_stage_event(st, st->p, ev, eb);
+    }
+    return err;
+}
+
+/* The original record goes to the DLQ with the reason. */
+static nu_err_t nu_stage_dead_letter(struct nu_stage *st, const rd_kafka_message_t *m,
+                                     const char *split, unsigned attempts, nu_err_t cause,
+                                     const char *reason, struct nu_errbuf *eb)
+{
+    struct nu_dead d = {.m = m,
+                        .split = split,
+                        .row = -1,
+                        .value = m->payload,
+                        .len = m->len,
+                        .attempts = attempts,
+                        .cause = cause,
+                        .reason = reason};
+    return nu_stage_dead_letter_write(st, &d, eb);
+}
+
+/* ctx->reject of operators: one row of the current split is set aside for the DLQ. Rejects are
+ * held like outputs and written only when the attempt succeeds, so a retried split does not
+ * dead-letter the same row twice. */
+static nu_err_t nu_stage_reject(void *ctx, const struct nu_batch *in, size_t row, const void *raw,
+                                size_t raw_len, const char *reason, struct nu_errbuf *eb)
+{
+    struct nu_stage *st = ctx;
+    struct nu_reject *r;
+    if (st->nrejects == st->caprejects) {
+        size_t ncap = st->caprejects ? st->caprejects * 2 : 8;
+        st->rejects = nu_xrealloc(st->rejects, ncap * sizeof(*st->rejects));
+        memset(st->rejects + st->caprejects, 0, (ncap - st->caprejects) * sizeof(*st->rejects));
+        st->caprejects = ncap;
+    }
+    r = &st->rejects[st->nrejects];
+    r->row = (long)row;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "rejected by the operator");
+    nu_buf_reset(&r->value);
+    if (raw) {
+        nu_buf_append(&r->value, raw, raw_len);
+    } else if (in && row < in->nrows) {
+        /* the row itself, as one JSON object */
+        struct nu_codec_opts jo = {.format = NU_FORMAT_JSON};
+        struct nu_batch *one = nu_batch_new(in->schema, 1);
+        struct nu_value *dst = nu_batch_add_row(one);
+        const struct nu_value *src = nu_batch_row(in, row);
+        for (size_t c = 0; c < in->schema->ncols; c++)
+            dst[c] = nu_batch_copy_value(one, &src[c]);
+        nu_err_t err = nu_codec_encode(&jo, one, &r->value, eb);
+        nu_batch_destroy(one);
+        if (err)
+            return err;
+        if (r->value.len && r->value.data[r->value.len - 1] == '\n')
+            r->value.len--; /* one JSON object, no line terminator */
+    }
+    st->nrejects++;
+    return NU_OK;
+}
+
+/* Write the rejects of a successful attempt. */
+static nu_err_t nu_stage_rejects_flush(struct nu_stage *st, const rd_kafka_message_t *m,
+                                       const char *split, unsigned attempt, struct nu_errbuf *eb)
+{
+    nu_err_t err = NU_OK;
+    for (size_t i = 0; i < st->nrejects && !err; i++) {
+        struct nu_reject *r = &st->rejects[i];
+        struct nu_dead d = {.m = m,
+                            .split = split,
+                            .row = r->row,
+                            .value = r->value.data,
+                            .len = r->value.len,
+                            .attempts = attempt,
+                            .cause = NU_ERR_EVAL,
+                            .reason = r->reason};
+        err = nu_stage_dead_letter_write(st, &d, eb);
+    }
+    st->nrejects = 0;
     return err;
 }
 
@@ -307,13 +405,16 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
                                       .attempt = attempt,
                                       .scratch = st->scratch,
                                       .log = nu_stage_op_log,
-                                      .log_ctx = meta->id};
+                                      .log_ctx = meta->id,
+                                      .reject = nu_stage_reject,
+                                      .reject_ctx = st};
         nu_errbuf_clear(&rec);
         rerr = st->op->process(inst->state, &ctx, in, &emit, &rec);
         nu_arena_reset(st->scratch);
         if (!rerr)
             break;
         nu_outbox_clear(&st->outbox); /* a failed attempt's outputs are discarded */
+        st->nrejects = 0;             /* and so are its rejected rows */
         if (!nu_err_retriable(rerr) || (int)attempt >= max_attempts)
             goto dead;
         int64_t backoff = (int64_t)st->js->retry_backoff_ms
@@ -341,6 +442,10 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
         err = NU_OK;
         goto dead;
     }
+    int64_t rejected = (int64_t)st->nrejects;
+    err = nu_stage_rejects_flush(st, m, meta->id, attempt, eb);
+    if (err)
+        goto out;
     st->stats->rows_out += rows_out;
     st->stats->splits_in++;
     {
@@ -349,15 +454,16 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
             size_t l = strlen(parents);
             snprintf(parents + l, sizeof(parents) - l, "%s%s", i ? "," : "", meta->parents[i]);
         }
-        err = nu_stage_event(st, st->p,
-                             nu_event_split_done(&st->origin, meta->id, parents, (int64_t)in->nrows,
-                                                 rows_out, (int64_t)m->len, bytes_out,
-                                                 nu_stage_mono_ms() - t0, topic, m->partition,
-                                                 m->offset),
-                             eb);
+        json_t *ev = nu_event_split_done(&st->origin, meta->id, parents, (int64_t)in->nrows,
+                                         rows_out, (int64_t)m->len, bytes_out,
+                                         nu_stage_mono_ms() - t0, topic, m->partition, m->offset);
+        json_object_set_new(ev, "rows_rejected", json_integer(rejected));
+        json_object_set_new(ev, "attempts", json_integer(attempt));
+        err = nu_stage_event(st, st->p, ev, eb);
     }
     goto out;
 dead:
+    st->nrejects = 0; /* the whole split goes to the DLQ */
     if (!nu_stage_record_error(rerr)) {
         err = nu_err_set(eb, rerr, "%s", nu_err_msg(&rec));
         goto out;
