@@ -222,7 +222,7 @@ static nu_err_t nu_stage_loop(struct nu_stage *st, struct nu_errbuf *eb)
         if (st->aux != st->p)
             rd_kafka_poll(st->aux, 0);
         int64_t now = nu_event_now_ms();
-        if (st->in_txn && (st->txn_records >= o->max_splits_per_txn ||
+        if (st->in_txn && (st->commit_now || st->txn_records >= o->max_splits_per_txn ||
                            now - st->txn_started_ms >= o->commit_interval_ms)) {
             err = nu_stage_txn_commit(st, eb);
             if (err)

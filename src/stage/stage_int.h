@@ -23,6 +23,17 @@ struct nu_part {
     int64_t next_offset;      /* offset to commit: after the last record consumed */
     struct nu_lane_set lanes; /* committed state plus what the open transaction adds */
     struct nu_lane_set base;  /* committed state (restored on abort) */
+    /*
+     * Crash accounting (see stage_txn.c): crash_n holders took this partition at committed
+     * offset crash_off and never released it cleanly. need_claim: claim on the next init (set by
+     * an assignment, not by an abort). careful_left: records still to process one per
+     * transaction after a suspected crash.
+     */
+    bool need_claim;
+    bool claimed; /* our claim is in the committed metadata */
+    int64_t crash_off;
+    int crash_n;
+    int careful_left;
 };
 
 /* An operator instance, opened for one input schema. */
@@ -79,6 +90,7 @@ struct nu_stage {
     size_t nops;
 
     bool in_txn;
+    bool commit_now; /* close the transaction after the current record */
     int txn_records;
     int64_t txn_started_ms;
     bool rebalance_failed; /* a commit inside the rebalance callback failed */
@@ -114,6 +126,10 @@ struct nu_part *nu_stage_part(struct nu_stage *st, const char *topic, int32_t pa
 nu_err_t nu_stage_parts_init(struct nu_stage *st, struct nu_errbuf *eb);
 /* Is every partition of every input complete, as committed in the group? */
 nu_err_t nu_stage_check_complete(struct nu_stage *st, bool *complete, struct nu_errbuf *eb);
+/* Careful mode: before processing the record at the committed offset of `pt`, record the claim
+ * on that offset; *kill_count is how many holders died there before (dead-letter at the limit). */
+nu_err_t nu_stage_claim(struct nu_stage *st, struct nu_part *pt, int *kill_count,
+                        struct nu_errbuf *eb);
 
 /* stage_process.c */
 nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struct nu_errbuf *eb);

@@ -568,6 +568,14 @@ nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struc
             if (strncmp(name, "nurion-", 7) == 0)
                 hv[nh++] = (struct nu_header){name, val, len};
     }
+    if (pt->careful_left > 0 && st->in_txn && st->txn_records > 0) {
+        /* a careful record starts a transaction of its own */
+        err = nu_stage_txn_commit(st, eb);
+        if (err)
+            return err;
+        if (pt->need_init)
+            return NU_OK; /* rewound: the record comes again */
+    }
     if (!st->in_txn) {
         err = nu_stage_txn_begin(st, eb);
         if (err)
@@ -575,6 +583,24 @@ nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struc
     }
     st->stats->records_in++;
     err = nu_split_meta_parse(hv, nh, &meta, &rec);
+    if (!err && meta.kind == NU_SPLIT_DATA && pt->careful_left > 0) {
+        /* careful mode: this record is processed alone, after claiming its offset */
+        int killed = 0;
+        pt->careful_left--;
+        st->commit_now = true;
+        err = nu_stage_claim(st, pt, &killed, eb);
+        if (err)
+            goto out;
+        if (killed >= st->js->max_crashes) {
+            char why[256];
+            snprintf(why, sizeof(why),
+                     "split killed the stage process %d times (max_crashes %d): not processed "
+                     "again",
+                     killed, st->js->max_crashes);
+            err = nu_stage_dead_letter(st, m, meta.id, (unsigned)killed, NU_ERR_OPERATOR, why, eb);
+            goto done;
+        }
+    }
     if (err) {
         err = nu_stage_dead_letter(st, m, NULL, 1, err, nu_err_msg(&rec), eb);
     } else if (meta.kind == NU_SPLIT_EOS) {
@@ -586,11 +612,15 @@ nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struc
     } else {
         err = nu_stage_data(st, m, &meta, eb);
     }
+done:
     nu_split_meta_clear(&meta);
     if (!err && st->in_txn) {
         pt->next_offset = m->offset + 1;
         pt->dirty = true;
         st->txn_records++;
     }
+    return err;
+out:
+    nu_split_meta_clear(&meta);
     return err;
 }
