@@ -38,6 +38,22 @@ uint64_t nu_codec_hash64(const void *p, size_t n, uint64_t seed)
 {
     const unsigned char *s = p;
     uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15u);
+    /* four independent lanes over 32-byte strides: the multiplies overlap in the pipeline */
+    if (n >= 32) {
+        uint64_t l[4] = {h, h ^ 0x9e3779b97f4a7c15u, h ^ 0xbf58476d1ce4e5b9u,
+                         h ^ 0x94d049bb133111ebu};
+        while (n >= 32) {
+            for (int k = 0; k < 4; k++) {
+                uint64_t w;
+                memcpy(&w, s + 8 * k, 8);
+                l[k] = (l[k] ^ w) * 0xff51afd7ed558ccdu;
+                l[k] ^= l[k] >> 31;
+            }
+            s += 32;
+            n -= 32;
+        }
+        h = l[0] ^ (l[1] * 0xc4ceb9fe1a85ec53u) ^ (l[2] >> 17) ^ (l[3] * 0x9e3779b97f4a7c15u);
+    }
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, s, 8);

@@ -7,6 +7,7 @@
 #include "stage/stage_int.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,11 @@ nu_err_t nu_stage_run(const struct nu_job *job, size_t stage, const struct nu_st
     struct nu_errbuf eb2;
     char inst[16];
     memset(stats, 0, sizeof(*stats));
+    /* Splits are large (~100 KiB) and come and go at a high rate: keep freed memory in the heap
+     * for reuse instead of returning it to the kernel, which zeroes every page again (this
+     * process runs one stage instance, so the setting is ours to make). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     st->job = job;
     st->idx = stage;
     st->js = &job->stages[stage];
