@@ -11,7 +11,8 @@
 #include <string.h>
 
 static const struct nu_operator *const nu_builtins[] = {
-    &nu_op_generate, &nu_op_map, &nu_op_filter, &nu_op_flat_map, &nu_op_batch, &nu_op_file_sink,
+    &nu_op_generate, &nu_op_map,       &nu_op_filter,      &nu_op_flat_map,
+    &nu_op_batch,    &nu_op_file_sink, &nu_op_file_source, &nu_op_print,
 };
 #define NU_NBUILTINS (sizeof(nu_builtins) / sizeof(nu_builtins[0]))
 
