@@ -54,6 +54,13 @@ struct nu_op_open_args {
 /* Log levels of nu_op_batch_ctx.log (same values as common/log.h). */
 enum nu_op_log_level { NU_OP_LOG_DEBUG = 0, NU_OP_LOG_INFO, NU_OP_LOG_WARN, NU_OP_LOG_ERROR };
 
+/* A record header for nu_op_batch_ctx.produce. */
+struct nu_op_header {
+    const char *name;  /* NUL-terminated */
+    const void *value; /* `len` bytes */
+    size_t len;
+};
+
 /* Per-call context of process() and end_of_partition(). Borrowed; valid during the call. */
 struct nu_op_batch_ctx {
     const char *split_id; /* id of the input split (NULL in end_of_partition) */
@@ -73,6 +80,19 @@ struct nu_op_batch_ctx {
     nu_err_t (*reject)(void *reject_ctx, const struct nu_batch *in, size_t row, const void *raw,
                        size_t raw_len, const char *reason, struct nu_errbuf *eb);
     void *reject_ctx;
+    /*
+     * Write one record to a topic of the job's own cluster inside the stage's transaction (may
+     * be NULL outside a stage process): sinks that write to Kafka use it so that their records
+     * commit or abort with the stage's offsets. Records of a failed attempt are not discarded
+     * (they abort with the transaction when the split is dead-lettered or the process dies),
+     * so call it only once the split's rows are known to be good. `headers` are `nheaders`
+     * name/value pairs (values not NUL-terminated). Errors: broker errors, to be returned from
+     * process() as they are.
+     */
+    nu_err_t (*produce)(void *produce_ctx, const char *topic, int32_t partition, const void *key,
+                        size_t keylen, const void *value, size_t len,
+                        const struct nu_op_header *headers, size_t nheaders, struct nu_errbuf *eb);
+    void *produce_ctx;
 };
 
 /* Dead-letter a row when the runtime allows it; otherwise return `err` with `reason` in eb so

@@ -355,6 +355,28 @@ static nu_err_t nu_stage_rejects_flush(struct nu_stage *st, const rd_kafka_messa
     return err;
 }
 
+/* ctx->produce of operators: a record to the job's cluster inside the stage's transaction. */
+static nu_err_t nu_stage_op_produce(void *ctx, const char *topic, int32_t partition,
+                                    const void *key, size_t keylen, const void *value, size_t len,
+                                    const struct nu_op_header *headers, size_t nheaders,
+                                    struct nu_errbuf *eb)
+{
+    struct nu_stage *st = ctx;
+    struct nu_headers h = {.n = 0};
+    if (nheaders > NU_SPLIT_MAX_HEADERS)
+        return nu_err_set(eb, NU_ERR_INVALID, "a record may carry at most %d headers, got %zu",
+                          NU_SPLIT_MAX_HEADERS, nheaders);
+    for (size_t i = 0; i < nheaders; i++)
+        h.h[h.n++] = (struct nu_header){headers[i].name, headers[i].value, headers[i].len};
+    if ((int64_t)len > st->o->max_record_bytes)
+        return nu_err_set(eb, NU_ERR_TOO_LARGE,
+                          "record of %zu bytes for topic \"%s\" is over the stage's maximum "
+                          "record size of %" PRId64 " bytes",
+                          len, topic, st->o->max_record_bytes);
+    return nu_stage_produce(st, st->p, topic, partition < 0 ? RD_KAFKA_PARTITION_UA : partition,
+                            key, keylen, value, len, &h, eb);
+}
+
 /* Errors that belong to the record, not to the infrastructure: they dead-letter the split. */
 static bool nu_stage_record_error(nu_err_t err)
 {
@@ -407,7 +429,9 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
                                       .log = nu_stage_op_log,
                                       .log_ctx = meta->id,
                                       .reject = nu_stage_reject,
-                                      .reject_ctx = st};
+                                      .reject_ctx = st,
+                                      .produce = nu_stage_op_produce,
+                                      .produce_ctx = st};
         nu_errbuf_clear(&rec);
         rerr = st->op->process(inst->state, &ctx, in, &emit, &rec);
         nu_arena_reset(st->scratch);
@@ -486,8 +510,12 @@ static nu_err_t nu_stage_partition_complete(struct nu_stage *st, struct nu_part 
     if (st->op->end_of_partition) {
         for (size_t i = 0; i < st->nops && !err; i++) {
             struct nu_op_emit emit = {.ctx = &st->outbox, .emit = nu_outbox_emit};
-            struct nu_op_batch_ctx ctx = {
-                .split_id = NULL, .attempt = 1, .scratch = st->scratch, .log = nu_stage_op_log};
+            struct nu_op_batch_ctx ctx = {.split_id = NULL,
+                                          .attempt = 1,
+                                          .scratch = st->scratch,
+                                          .log = nu_stage_op_log,
+                                          .produce = nu_stage_op_produce,
+                                          .produce_ctx = st};
             err = st->op->end_of_partition(st->ops[i].state, &ctx, &emit, eb);
             nu_arena_reset(st->scratch);
         }
