@@ -71,7 +71,12 @@ nu_err_t nu_kafka_conf_new(nu_kafka_role_t role, const char *brokers, const char
         {"enable.auto.offset.store", "false"},
         {"isolation.level", "read_committed"},
         {"auto.offset.reset", "earliest"},
-        {"partition.assignment.strategy", "cooperative-sticky"},
+        /* eager round-robin: librdkafka 2.0.2's cooperative-sticky assignor can abort the
+         * process (assertion on assignor_state) when members come and go quickly */
+        {"partition.assignment.strategy", "roundrobin"},
+        /* a member that died is noticed in 10 s (static members restart well before) */
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
     };
     for (size_t i = 0; i < sizeof(common) / sizeof(common[0]) && !err; i++)
         err = nu_kafka_set(conf, common[i][0], common[i][1], eb);
@@ -316,4 +321,34 @@ out:
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_queue_destroy(q);
     return err;
+}
+
+rd_kafka_headers_t *nu_kafka_headers_new(const struct nu_headers *h)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(h->n ? h->n : 1);
+    for (size_t i = 0; i < h->n; i++)
+        rd_kafka_header_add(hdrs, h->h[i].name, -1, h->h[i].value, (ssize_t)h->h[i].len);
+    return hdrs;
+}
+
+size_t nu_kafka_headers_view(const rd_kafka_message_t *m, struct nu_header *out, size_t cap,
+                             size_t *total)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    size_t n = 0, all = 0;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char *name;
+        const void *val;
+        size_t len;
+        for (size_t i = 0;
+             rd_kafka_header_get_all(hdrs, i, &name, &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR;
+             i++) {
+            all++;
+            if (n < cap)
+                out[n++] = (struct nu_header){.name = name, .value = val, .len = len};
+        }
+    }
+    if (total)
+        *total = all;
+    return n;
 }

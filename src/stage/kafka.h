@@ -13,6 +13,7 @@
 #define NU_STAGE_KAFKA_H
 
 #include "common/err.h"
+#include "common/split.h" /* struct nu_headers */
 
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
@@ -76,5 +77,18 @@ nu_err_t nu_kafka_topics_delete(rd_kafka_t *rk, const char *const *names, size_t
 /* Number of partitions of a topic (0 when it does not exist). */
 nu_err_t nu_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *out,
                                    struct nu_errbuf *eb);
+
+/*
+ * Record headers: a new librdkafka header list holding copies of the `h->n` headers of `h`
+ * (borrowed). Returned owned: hand it to a produce call (RD_KAFKA_V_HEADERS, which takes it on
+ * success) or rd_kafka_headers_destroy() it.
+ */
+rd_kafka_headers_t *nu_kafka_headers_new(const struct nu_headers *h);
+/*
+ * The headers of message `m` (borrowed) as up to `cap` nu_header views into `m` (valid as long
+ * as the message). Returns how many were stored; *total (may be NULL) gets how many `m` has.
+ */
+size_t nu_kafka_headers_view(const rd_kafka_message_t *m, struct nu_header *out, size_t cap,
+                             size_t *total);
 
 #endif

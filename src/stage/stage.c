@@ -58,6 +58,14 @@ static nu_err_t nu_stage_clients(struct nu_stage *st, struct nu_errbuf *eb)
         return err;
     snprintf(kb, sizeof(kb), "%" PRId64, o->max_inflight_bytes / 1024 / 2);
     rd_kafka_conf_set(conf, "queued.max.messages.kbytes", kb, NULL, 0);
+    /* static membership (KIP-345): a restarted instance takes its partitions back at once
+     * instead of waiting for the group to time the dead member out; a second process with the
+     * same instance index is fenced, like its transactional producer */
+    if (rd_kafka_conf_set(conf, "group.instance.id", txn, errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return nu_err_set(eb, NU_ERR_CONFIG, "could not set group.instance.id: %s", errstr);
+    }
     rd_kafka_conf_set_rebalance_cb(conf, nu_stage_rebalance_cb);
     rd_kafka_conf_set_opaque(conf, st);
     st->c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
@@ -234,13 +242,28 @@ static nu_err_t nu_stage_loop(struct nu_stage *st, struct nu_errbuf *eb)
             nu_stage_metrics(st, now);
         if (!st->in_txn && now - st->last_check_ms >= o->completion_check_ms) {
             bool complete = false;
+            /* partitions assigned but without records (say, a job run again after it finished)
+             * still need their committed lane state for the completion check */
+            for (size_t i = 0; i < st->nparts && !err; i++)
+                if (st->parts[i].assigned && st->parts[i].need_init)
+                    err = nu_stage_parts_init(st, eb);
+            if (err)
+                return err;
             st->last_check_ms = now;
             err = nu_stage_check_complete(st, &complete, eb);
             if (err == NU_ERR_TIMEOUT || err == NU_ERR_KAFKA) {
-                nu_log(NU_LOG_WARN, "stage", "completion check failed, will retry: %s",
-                       nu_err_msg(eb));
+                /* expected while the group rebalances or other instances hold transactions
+                 * open; worth a warning only when it lasts */
+                if (++st->check_failures % 60 == 0)
+                    nu_log(NU_LOG_WARN, "stage", "completion check keeps failing, will retry: %s",
+                           nu_err_msg(eb));
+                else
+                    NU_LOG_DEBUG_AREA("stage", "stage", "completion check failed: %s",
+                                      nu_err_msg(eb));
                 nu_errbuf_clear(eb);
                 err = NU_OK;
+            } else if (!err) {
+                st->check_failures = 0;
             }
             if (err)
                 return err;

@@ -24,13 +24,13 @@ struct nu_part {
     struct nu_lane_set lanes; /* committed state plus what the open transaction adds */
     struct nu_lane_set base;  /* committed state (restored on abort) */
     /*
-     * Crash accounting (see stage_txn.c): crash_n holders took this partition at committed
-     * offset crash_off and never released it cleanly. need_claim: claim on the next init (set by
-     * an assignment, not by an abort). careful_left: records still to process one per
-     * transaction after a suspected crash.
+     * Crash accounting (see stage_txn.c): crash_n holders died processing the record at
+     * committed offset crash_off alone. need_claim: look for a dead holder's claim on the next
+     * init (set by an assignment, not by an abort). holding: our batch claim is in the committed
+     * metadata. careful_left: records still to process one per transaction.
      */
     bool need_claim;
-    bool claimed; /* our claim is in the committed metadata */
+    bool holding;
     int64_t crash_off;
     int crash_n;
     int careful_left;
@@ -109,6 +109,7 @@ struct nu_stage {
     size_t nrejects, caprejects;
 
     int64_t last_metrics_ms, last_check_ms, started_ms;
+    unsigned check_failures; /* completion checks failed in a row */
     int64_t metrics_rows_in, metrics_rows_out;
     bool paused;
 };
@@ -130,6 +131,8 @@ nu_err_t nu_stage_check_complete(struct nu_stage *st, bool *complete, struct nu_
  * on that offset; *kill_count is how many holders died there before (dead-letter at the limit). */
 nu_err_t nu_stage_claim(struct nu_stage *st, struct nu_part *pt, int *kill_count,
                         struct nu_errbuf *eb);
+/* Before the first split taken from `pt` since it was assigned: record our batch claim. */
+nu_err_t nu_stage_claim_batch(struct nu_stage *st, struct nu_part *pt, struct nu_errbuf *eb);
 
 /* stage_process.c */
 nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struct nu_errbuf *eb);

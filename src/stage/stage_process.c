@@ -625,9 +625,15 @@ nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struc
                      "split killed the stage process %d times (max_crashes %d): not processed "
                      "again",
                      killed, st->js->max_crashes);
+            pt->crash_off = -1; /* moving past it drops the claim */
             err = nu_stage_dead_letter(st, m, meta.id, (unsigned)killed, NU_ERR_OPERATOR, why, eb);
             goto done;
         }
+    }
+    if (!err && meta.kind == NU_SPLIT_DATA && pt->careful_left <= 0 && !pt->holding) {
+        err = nu_stage_claim_batch(st, pt, eb);
+        if (err)
+            goto out;
     }
     if (err) {
         err = nu_stage_dead_letter(st, m, NULL, 1, err, nu_err_msg(&rec), eb);

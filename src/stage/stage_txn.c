@@ -2,15 +2,17 @@
  * stage_txn.c — transactions, offsets with lane state, rebalances and stage completion.
  *
  * Crash accounting. A split that kills the process would otherwise crash-loop every instance
- * that takes its partition. The committed offset metadata of a partition carries, besides the
- * lane state, a claim `;c=<offset>x<n>`: n holders took the partition at committed offset
- * <offset> without releasing it. An instance that is assigned a partition claims it (a plain
- * offset commit of the unchanged offset with n + 1 when the offset is the same, else 1) and
- * releases the claim (back to n) when the partition is revoked cleanly; a transaction that moves
- * the offset drops the claim. A crash leaves its claim behind, so n counts the crashes at that
- * offset. After a suspected crash (n > 1) the next holder processes one record per transaction
- * for a while, claiming each record's offset first; a record at whose offset max_crashes holders
- * died is dead-lettered instead of processed.
+ * that takes its partition. Besides the lane state, the committed offset metadata of a partition
+ * carries claims: `;b=<offset>` — a holder is processing the partition from <offset> in
+ * transactions of many splits — and `;c=<offset>x<n>` — n holders died processing the single
+ * record at <offset> on its own. A holder writes `b` (a plain offset commit of the unchanged
+ * offset) before the first split it takes from a partition, keeps it in every transaction it
+ * commits, and removes it when the partition is revoked cleanly; so a `b` equal to the committed
+ * offset tells the next holder that the last one died there. That holder then works carefully:
+ * for a while it processes one split per transaction, and before each it records `c` with one
+ * more death at that offset; a split at whose offset max_crashes holders died alone is
+ * dead-lettered instead of processed. Splits of other partitions that shared the fatal
+ * transaction are never blamed: only deaths while a split was processed alone count.
  */
 #include "common/log.h"
 #include "common/mem.h"
@@ -21,8 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NU_STAGE_TXN_TIMEOUT_MS       60000
-#define NU_STAGE_COMMITTED_TIMEOUT_MS 10000
+#define NU_STAGE_TXN_TIMEOUT_MS        60000
+#define NU_STAGE_COMMITTED_TIMEOUT_MS  10000
+#define NU_STAGE_COMPLETION_TIMEOUT_MS 1000
 
 struct nu_part *nu_stage_part(struct nu_stage *st, const char *topic, int32_t partition,
                               bool create)
@@ -54,42 +57,70 @@ struct nu_part *nu_stage_part(struct nu_stage *st, const char *topic, int32_t pa
     return pt;
 }
 
-/* Split committed metadata into its lane part (length returned) and an optional claim. */
-static size_t nu_stage_meta_split(const char *meta, size_t len, int64_t *claim_off, int *claim_n)
+/* Claims read from committed metadata (-1: none). */
+struct nu_claims {
+    int64_t batch_off;
+    int64_t single_off;
+    int single_n;
+};
+
+/* Split committed metadata into its lane part (length returned) and its claims. */
+static size_t nu_stage_meta_split(const char *meta, size_t len, struct nu_claims *c)
 {
-    *claim_off = -1;
-    *claim_n = 0;
+    c->batch_off = c->single_off = -1;
+    c->single_n = 0;
+    size_t lanes = len;
     for (size_t i = 0; meta && i < len; i++) {
         if (meta[i] != ';')
             continue;
+        if (lanes == len)
+            lanes = i;
         char buf[64];
-        size_t n = len - i - 1 < sizeof(buf) - 1 ? len - i - 1 : sizeof(buf) - 1;
-        memcpy(buf, meta + i + 1, n);
+        size_t n = 0;
+        while (i + 1 + n < len && meta[i + 1 + n] != ';' && n < sizeof(buf) - 1) {
+            buf[n] = meta[i + 1 + n];
+            n++;
+        }
         buf[n] = '\0';
         long long off;
         int cnt;
         if (sscanf(buf, "c=%lldx%d", &off, &cnt) == 2 && off >= 0 && cnt >= 0) {
-            *claim_off = off;
-            *claim_n = cnt;
+            c->single_off = off;
+            c->single_n = cnt;
+        } else if (sscanf(buf, "b=%lld", &off) == 1 && off >= 0) {
+            c->batch_off = off;
         }
-        return i;
     }
-    return len;
+    return lanes;
 }
 
-/* Commit (outside any transaction) the unchanged offset `off` of `pt` with its lane state and a
- * claim of `n` holders (n == 0: no claim). */
-static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, int64_t off, int n,
+/* The metadata of `pt` at offset `off`: lane state, plus our batch claim when `hold`, plus a
+ * single-record claim of `n` deaths when n > 0. */
+static size_t nu_stage_meta(const struct nu_part *pt, int64_t off, bool hold, int n, char *buf,
+                            size_t len)
+{
+    size_t used = nu_lane_set_encode(&pt->lanes, buf, len);
+    if (hold && used < len)
+        used += (size_t)snprintf(buf + used, len - used, ";b=%" PRId64, off);
+    if (n > 0 && used < len)
+        used += (size_t)snprintf(buf + used, len - used, ";c=%" PRId64 "x%d", off, n);
+    return used < len ? used : len - 1;
+}
+
+/* Commit (outside any transaction) the unchanged committed offset of `pt` with its lane state,
+ * our batch claim when `hold`, and a single-record claim of `n` deaths (none when 0). */
+static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, bool hold, int n,
                                       struct nu_errbuf *eb)
 {
     char meta[NU_LANES_MAX / 4 + 96];
+    struct nu_lane_set keep = pt->lanes;
+    pt->lanes = pt->base; /* committed lane state only */
+    size_t len = nu_stage_meta(pt, pt->next_offset, hold, n, meta, sizeof(meta));
+    pt->lanes = keep;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_t *tp =
         rd_kafka_topic_partition_list_add(list, st->inputs[pt->input].topic, pt->partition);
-    size_t len = nu_lane_set_encode(&pt->base, meta, sizeof(meta));
-    if (n > 0)
-        len += (size_t)snprintf(meta + len, sizeof(meta) - len, ";c=%" PRId64 "x%d", off, n);
-    tp->offset = off;
+    tp->offset = pt->next_offset;
     tp->metadata = nu_xstrndup(meta, len);
     tp->metadata_size = len;
     int64_t t0 = nu_event_now_ms();
@@ -104,19 +135,29 @@ static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, i
     return NU_OK;
 }
 
+nu_err_t nu_stage_claim_batch(struct nu_stage *st, struct nu_part *pt, struct nu_errbuf *eb)
+{
+    if (pt->holding)
+        return NU_OK;
+    nu_err_t err = nu_stage_commit_claim(st, pt, true, 0, eb);
+    if (!err)
+        pt->holding = true;
+    return err;
+}
+
 nu_err_t nu_stage_claim(struct nu_stage *st, struct nu_part *pt, int *kill_count,
                         struct nu_errbuf *eb)
 {
-    int64_t off = pt->next_offset;
-    if (pt->crash_off != off) {
-        nu_err_t err = nu_stage_commit_claim(st, pt, off, 1, eb);
-        if (err)
-            return err;
-        pt->crash_off = off;
-        pt->crash_n = 1;
-        pt->claimed = true;
-    }
-    *kill_count = pt->crash_n - 1;
+    int deaths = pt->crash_off == pt->next_offset ? pt->crash_n : 0;
+    *kill_count = deaths;
+    if (deaths >= st->js->max_crashes)
+        return NU_OK; /* not processed again: the caller dead-letters it */
+    nu_err_t err = nu_stage_commit_claim(st, pt, true, deaths + 1, eb);
+    if (err)
+        return err;
+    pt->holding = true;
+    pt->crash_off = pt->next_offset;
+    pt->crash_n = deaths + 1;
     return NU_OK;
 }
 
@@ -151,10 +192,8 @@ nu_err_t nu_stage_parts_init(struct nu_stage *st, struct nu_errbuf *eb)
     for (int i = 0; i < list->cnt && !err; i++) {
         rd_kafka_topic_partition_t *tp = &list->elems[i];
         struct nu_part *pt = nu_stage_part(st, tp->topic, tp->partition, false);
-        int64_t claim_off;
-        int claim_n;
-        size_t lane_len =
-            nu_stage_meta_split(tp->metadata, tp->metadata_size, &claim_off, &claim_n);
+        struct nu_claims cl;
+        size_t lane_len = nu_stage_meta_split(tp->metadata, tp->metadata_size, &cl);
         err =
             nu_lane_set_decode(&pt->base, st->inputs[pt->input].lanes, tp->metadata, lane_len, eb);
         if (err) {
@@ -170,24 +209,19 @@ nu_err_t nu_stage_parts_init(struct nu_stage *st, struct nu_errbuf *eb)
          * claim key the same for every holder without asking the partition leader */
         if (pt->next_offset < 0)
             pt->next_offset = 0;
-        pt->crash_off = claim_off;
-        pt->crash_n = claim_n;
-        if (pt->need_claim && !nu_lane_set_complete(&pt->base)) {
-            int n = claim_off == pt->next_offset ? claim_n + 1 : 1;
-            err = nu_stage_commit_claim(st, pt, pt->next_offset, n, eb);
-            if (err)
-                break;
-            pt->crash_off = pt->next_offset;
-            pt->crash_n = n;
-            pt->claimed = true;
-            if (n > 1) {
-                pt->careful_left = st->o->max_splits_per_txn;
-                nu_log(NU_LOG_WARN, "stage",
-                       "%d earlier holder(s) of this partition died at this offset: processing "
-                       "one split per transaction for the next %d records\ttopic=%s "
-                       "partition=%" PRId32 " offset=%" PRId64,
-                       n - 1, pt->careful_left, tp->topic, tp->partition, pt->next_offset);
-            }
+        pt->crash_off = cl.single_off;
+        pt->crash_n = cl.single_n;
+        pt->holding = false;
+        if (pt->need_claim && !nu_lane_set_complete(&pt->base) &&
+            (cl.batch_off == pt->next_offset || cl.single_off == pt->next_offset)) {
+            /* the last holder died here: isolate the split that killed it */
+            pt->careful_left = st->o->max_splits_per_txn;
+            nu_log(NU_LOG_WARN, "stage",
+                   "the last holder of this partition died while processing it: one split per "
+                   "transaction for the next %d records\ttopic=%s partition=%" PRId32
+                   " offset=%" PRId64 " deaths_here=%d",
+                   pt->careful_left, tp->topic, tp->partition, pt->next_offset,
+                   cl.single_off == pt->next_offset ? cl.single_n : 0);
         }
         pt->need_claim = false;
     }
@@ -213,7 +247,7 @@ nu_err_t nu_stage_txn_begin(struct nu_stage *st, struct nu_errbuf *eb)
 /* The offsets of every dirty partition, with their lane state as metadata. */
 static rd_kafka_topic_partition_list_t *nu_stage_offsets(struct nu_stage *st)
 {
-    char meta[NU_LANES_MAX / 4 + 64];
+    char meta[NU_LANES_MAX / 4 + 96];
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < st->nparts; i++) {
         struct nu_part *pt = &st->parts[i];
@@ -222,7 +256,8 @@ static rd_kafka_topic_partition_list_t *nu_stage_offsets(struct nu_stage *st)
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_add(list, st->inputs[pt->input].topic, pt->partition);
         tp->offset = pt->next_offset;
-        size_t n = nu_lane_set_encode(&pt->lanes, meta, sizeof(meta));
+        /* while we hold the partition, every commit keeps our batch claim */
+        size_t n = nu_stage_meta(pt, pt->next_offset, pt->assigned, 0, meta, sizeof(meta));
         tp->metadata = nu_xstrndup(meta, n); /* freed by the list */
         tp->metadata_size = n;
     }
@@ -235,7 +270,8 @@ static void nu_stage_txn_done(struct nu_stage *st)
         struct nu_part *pt = &st->parts[i];
         if (pt->dirty) {
             pt->base = pt->lanes;
-            pt->claimed = false; /* the new offset carries no claim */
+            pt->crash_off = -1; /* the new offset carries no single-record claim */
+            pt->crash_n = 0;
         }
         pt->dirty = false;
     }
@@ -345,6 +381,14 @@ out:
     return err;
 }
 
+/* Does the group use the cooperative protocol (incremental assignments)? It depends on the
+ * configured assignor (kafka.partition.assignment.strategy may change it). */
+static bool nu_stage_cooperative(rd_kafka_t *rk)
+{
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    return proto && strcmp(proto, "COOPERATIVE") == 0;
+}
+
 void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -360,16 +404,23 @@ void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->assigned = true;
             pt->need_init = true;
             pt->need_claim = true;
-            pt->claimed = false;
+            pt->holding = false;
             pt->careful_left = 0;
             pt->dirty = false;
         }
         nu_log(NU_LOG_INFO, "stage", "assigned %d partition(s)", parts->cnt);
-        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-        if (e && !st->fatal)
-            st->fatal = nu_kafka_err_take(e, "assign partitions", &st->fatal_eb);
-        else if (e)
-            rd_kafka_error_destroy(e);
+        if (nu_stage_cooperative(rk)) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e && !st->fatal)
+                st->fatal = nu_kafka_err_take(e, "assign partitions", &st->fatal_eb);
+            else if (e)
+                rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_resp_err_t rerr = rd_kafka_assign(rk, parts);
+            if (rerr && !st->fatal)
+                st->fatal = nu_err_set(&st->fatal_eb, NU_ERR_KAFKA,
+                                       "could not assign partitions: %s", rd_kafka_err2str(rerr));
+        }
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -391,20 +442,25 @@ void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (!pt)
                 continue;
             /* a clean hand-over releases our claim, so only crashes are counted */
-            if (pt->claimed && !lost && !pt->need_init) {
+            if (pt->holding && !lost && !pt->need_init) {
                 struct nu_errbuf ceb;
+                int deaths = pt->crash_off == pt->next_offset ? pt->crash_n - 1 : 0;
                 nu_errbuf_clear(&ceb);
-                if (nu_stage_commit_claim(st, pt, pt->crash_off, pt->crash_n - 1, &ceb))
+                if (nu_stage_commit_claim(st, pt, false, deaths, &ceb))
                     nu_log(NU_LOG_WARN, "stage", "could not release a claim: %s", nu_err_msg(&ceb));
             }
-            pt->claimed = false;
+            pt->holding = false;
             pt->assigned = false;
             pt->dirty = false;
         }
         nu_log(NU_LOG_INFO, "stage", "revoked %d partition(s)", parts->cnt);
-        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-        if (e)
-            rd_kafka_error_destroy(e);
+        if (nu_stage_cooperative(rk)) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e)
+                rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
         return;
     }
     if (!st->fatal)
@@ -424,9 +480,15 @@ nu_err_t nu_stage_check_complete(struct nu_stage *st, bool *complete, struct nu_
     for (size_t i = 0; i < st->ninputs; i++)
         for (int p = 0; p < st->inputs[i].partitions; p++)
             rd_kafka_topic_partition_list_add(list, st->inputs[i].topic, p);
-    err = nu_stage_committed(st, list, eb);
-    if (err)
+    /* short wait: while other instances have transactions open, the broker answers "unstable"
+     * for their partitions and librdkafka retries; the loop simply asks again later */
+    rd_kafka_resp_err_t rerr = rd_kafka_committed(st->c, list, NU_STAGE_COMPLETION_TIMEOUT_MS);
+    if (rerr) {
+        err = nu_err_set(eb, rerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? NU_ERR_TIMEOUT : NU_ERR_KAFKA,
+                         "could not read the committed offsets of stage \"%s\": %s", st->js->id,
+                         rd_kafka_err2str(rerr));
         goto out;
+    }
     for (int i = 0; i < list->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &list->elems[i];
         struct nu_lane_set s;
@@ -436,8 +498,9 @@ nu_err_t nu_stage_check_complete(struct nu_stage *st, bool *complete, struct nu_
                 in = k;
         struct nu_errbuf ignore;
         nu_errbuf_clear(&ignore);
-        if (nu_lane_set_decode(&s, st->inputs[in].lanes, tp->metadata, tp->metadata_size,
-                               &ignore) ||
+        struct nu_claims cl;
+        size_t lane_len = nu_stage_meta_split(tp->metadata, tp->metadata_size, &cl);
+        if (nu_lane_set_decode(&s, st->inputs[in].lanes, tp->metadata, lane_len, &ignore) ||
             !nu_lane_set_complete(&s))
             goto out;
     }

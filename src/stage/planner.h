@@ -1,0 +1,81 @@
+/*
+ * planner.h — provisions a job's topics and writes its sources' plans (layer: stage).
+ *
+ * nu_plan_topics() creates every topic a job uses through the Admin API: each non-sink stage's
+ * output topic, each source's plan topic, each stage's dead-letter topic and the job's events
+ * topic. It is idempotent: topics that already exist are accepted (when large enough).
+ *
+ * nu_plan_sources() runs plan() of every source stage and writes the result to the source's plan
+ * topic, one Kafka record per plan split (key = the deterministic split id, headers from struct
+ * nu_split_meta, value = the batch in the job's format, partition = position % partitions),
+ * followed by one `eos` record of lane NU_LANE_PLAN on every partition, all in ONE transaction
+ * per source (transactional.id `nurion.<job>.<S>.planner`). Initialising the transactions aborts
+ * whatever a crashed planner left half-written; a plan topic that already holds a committed plan
+ * (an `eos` record) is not planned again, so planning twice never duplicates a split.
+ *
+ * Thread-safety: reentrant; each call creates and destroys its own Kafka clients.
+ */
+#ifndef NU_STAGE_PLANNER_H
+#define NU_STAGE_PLANNER_H
+
+#include "common/err.h"
+#include "common/job.h"
+#include "common/value.h"
+#include "stage/kafka.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest wait on the broker for one step of planning (admin call, transaction, scan). */
+#define NU_PLAN_TIMEOUT_MS 30000
+/* Most plan splits one source may emit. */
+#define NU_PLAN_MAX_SPLITS 10000000ULL
+/* Topics of a job: output + plan + dead letters per stage, and the events topic. */
+#define NU_PLAN_MAX_TOPICS (3 * NU_JOB_MAX_STAGES + 1)
+
+/* One topic a job needs (name owned by the struct). */
+struct nu_plan_topic {
+    char name[NU_JOB_NAME_MAX];
+    int partitions;
+};
+
+/*
+ * The topics of `job`, in stage order (output, plan, dlq of each stage), the events topic last,
+ * into `out` (room for NU_PLAN_MAX_TOPICS). Returns how many. Pure; does not block.
+ */
+size_t nu_plan_topic_list(const struct nu_job *job, struct nu_plan_topic *out);
+
+/*
+ * Create every topic of `job` on the cluster of `admin` (any client handle, borrowed), waiting
+ * up to `timeout_ms`. Existing topics are accepted. Errors as nu_kafka_topics_create:
+ * NU_ERR_KAFKA, NU_ERR_TIMEOUT, NU_ERR_INVALID, NU_ERR_EXISTS (an existing topic is too small).
+ */
+nu_err_t nu_plan_topics(const struct nu_job *job, rd_kafka_t *admin, int timeout_ms,
+                        struct nu_errbuf *eb);
+
+/* What planning found or wrote for one source stage. */
+struct nu_plan_count {
+    uint64_t splits; /* plan splits in the plan topic */
+    uint64_t rows;   /* rows the plan describes (sum of an int64 "count" column), if known */
+    bool rows_known; /* the plan rows carried a "count" column */
+    bool existed;    /* a committed plan was found and left as it was */
+};
+
+/*
+ * Plan every source stage of `job` against `brokers` (`props`: kafka.* pass-through settings,
+ * may be NULL). `counts` (may be NULL) has room for job->nstages entries; the entry of each
+ * source is filled in, the others are zeroed. Blocks while the operator plans and for each
+ * transaction (each broker wait is bounded by NU_PLAN_TIMEOUT_MS).
+ * Errors: NU_ERR_NOT_FOUND / NU_ERR_PLUGIN (operator), the operator's own error from open() or
+ * plan(), NU_ERR_TOO_LARGE (over NU_PLAN_MAX_SPLITS, or a split over the producer's limit),
+ * NU_ERR_FENCED (another planner of the same job is running), NU_ERR_KAFKA*, NU_ERR_TIMEOUT.
+ */
+nu_err_t nu_plan_sources(const struct nu_job *job, const char *brokers,
+                         const struct nu_kafka_prop *props, size_t nprops,
+                         struct nu_plan_count *counts, struct nu_errbuf *eb);
+
+/* Sum of the int64 column "count" over the rows of plan batch `b`; false when it has none. */
+bool nu_plan_batch_rows(const struct nu_batch *b, uint64_t *rows);
+
+#endif
