@@ -21,6 +21,7 @@ extern const struct nu_operator nu_op_generate;
 extern const struct nu_operator nu_op_file_sink;
 extern const struct nu_operator nu_op_file_source;
 extern const struct nu_operator nu_op_print;
+extern const struct nu_operator nu_op_exec;
 
 /* Start a JSON path at `path` (an operator's config path; NULL means "$"). */
 void nu_builtin_path_init(struct nu_json_path *jp, const char *path);

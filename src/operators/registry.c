@@ -5,20 +5,60 @@
 
 #include "common/mem.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const struct nu_operator *const nu_builtins[] = {
-    &nu_op_generate, &nu_op_map,       &nu_op_filter,      &nu_op_flat_map,
-    &nu_op_batch,    &nu_op_file_sink, &nu_op_file_source, &nu_op_print,
+    &nu_op_generate,  &nu_op_map,         &nu_op_filter, &nu_op_flat_map, &nu_op_batch,
+    &nu_op_file_sink, &nu_op_file_source, &nu_op_print,  &nu_op_exec,
 };
 #define NU_NBUILTINS (sizeof(nu_builtins) / sizeof(nu_builtins[0]))
 
 size_t nu_registry_builtin_count(void)
 {
     return NU_NBUILTINS;
+}
+
+/* Operators added at run time by higher layers (nu_registry_add); never removed. */
+static pthread_mutex_t nu_added_lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct nu_operator *nu_added[NU_REGISTRY_MAX_ADDED];
+static size_t nu_nadded;
+
+/* The added operator named `name`, or NULL. Call with nu_added_lock held. */
+static const struct nu_operator *nu_registry_added_find(const char *name)
+{
+    for (size_t i = 0; i < nu_nadded; i++)
+        if (strcmp(nu_added[i]->name, name) == 0)
+            return nu_added[i];
+    return NULL;
+}
+
+nu_err_t nu_registry_add(const struct nu_operator *op, struct nu_errbuf *eb)
+{
+    const struct nu_operator *same = NULL;
+    nu_err_t rc = nu_registry_check_descriptor(op, "added operator", eb);
+
+    if (rc != NU_OK)
+        return rc;
+    pthread_mutex_lock(&nu_added_lock);
+    for (size_t i = 0; i < NU_NBUILTINS && !same; i++)
+        if (strcmp(nu_builtins[i]->name, op->name) == 0)
+            same = nu_builtins[i];
+    if (!same)
+        same = nu_registry_added_find(op->name);
+    if (same && same != op)
+        rc = nu_err_set(eb, NU_ERR_EXISTS, "an operator named \"%s\" is already registered",
+                        op->name);
+    else if (!same && nu_nadded == NU_REGISTRY_MAX_ADDED)
+        rc = nu_err_set(eb, NU_ERR_TOO_LARGE, "at most %d operators can be added",
+                        NU_REGISTRY_MAX_ADDED);
+    else if (!same)
+        nu_added[nu_nadded++] = op;
+    pthread_mutex_unlock(&nu_added_lock);
+    return rc;
 }
 
 nu_err_t nu_registry_find(const char *name, const char *plugin_path, const struct nu_operator **out,
@@ -42,6 +82,13 @@ nu_err_t nu_registry_find(const char *name, const char *plugin_path, const struc
             goto out;
         }
     }
+    if (!plugin_path || !*plugin_path) {
+        pthread_mutex_lock(&nu_added_lock);
+        *out = nu_registry_added_find(name);
+        pthread_mutex_unlock(&nu_added_lock);
+        if (*out)
+            goto out;
+    }
     if (plugin_path && *plugin_path)
         rc = nu_err_set(eb, NU_ERR_NOT_FOUND, "plugin \"%s\" has no operator \"%s\"", plugin_path,
                         name);
@@ -57,6 +104,11 @@ size_t nu_registry_list(const struct nu_operator **out, size_t cap)
     for (; n < NU_NBUILTINS; n++)
         if (n < cap)
             out[n] = nu_builtins[n];
+    pthread_mutex_lock(&nu_added_lock);
+    for (size_t i = 0; i < nu_nadded; i++, n++)
+        if (n < cap)
+            out[n] = nu_added[i];
+    pthread_mutex_unlock(&nu_added_lock);
     return n + nu_plugin_list(cap > n ? out + n : NULL, cap > n ? cap - n : 0);
 }
 

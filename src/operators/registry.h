@@ -43,6 +43,19 @@ size_t nu_registry_list(const struct nu_operator **out, size_t cap);
 /* Number of built-in operators (the first ones nu_registry_list returns). */
 size_t nu_registry_builtin_count(void);
 
+/* Most operators nu_registry_add accepts over the life of the process. */
+#define NU_REGISTRY_MAX_ADDED 64
+
+/*
+ * Add operator `op` (borrowed; must live as long as the process) to the built-ins, e.g. the
+ * connectors of a higher layer that this layer may not see. Found by nu_registry_find with no
+ * plugin and listed after the built-ins by nu_registry_list. Adding the very same descriptor
+ * again is a no-op. Thread-safe (locked). Errors: NU_ERR_PLUGIN (bad descriptor, see
+ * nu_registry_check_descriptor), NU_ERR_EXISTS (another operator has that name),
+ * NU_ERR_TOO_LARGE (more than NU_REGISTRY_MAX_ADDED).
+ */
+nu_err_t nu_registry_add(const struct nu_operator *op, struct nu_errbuf *eb);
+
 /*
  * Load plugin `path` (cached) and return its operator array: *ops and *n are borrowed, valid
  * forever. Errors as for nu_registry_find. Implemented in plugin.c.

@@ -42,7 +42,8 @@ static nu_op_kind_t fake_kind(void *ctx, const char *op, const char *plugin, cha
         {"generate", NU_OPKIND_SOURCE}, {"file_source", NU_OPKIND_SOURCE},
         {"map", NU_OPKIND_TRANSFORM},   {"filter", NU_OPKIND_TRANSFORM},
         {"batch", NU_OPKIND_TRANSFORM}, {"file_sink", NU_OPKIND_SINK},
-        {"print", NU_OPKIND_SINK},
+        {"print", NU_OPKIND_SINK},      {"exec", NU_OPKIND_TRANSFORM},
+        {"upper", NU_OPKIND_TRANSFORM},
     };
     if (plugin && strcmp(plugin, "libx.so") == 0)
         return NU_OPKIND_TRANSFORM;

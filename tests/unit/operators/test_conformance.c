@@ -31,6 +31,10 @@ static const struct {
     {"file_sink", NULL /* uses sink_dir */, "{\"path\":\"\",\"format\":\"xml\"}"},
     {"file_source", NULL /* reads source_file */, "{\"paths\":[],\"format\":\"jsonl\"}"},
     {"print", "{\"prefix\":\"> \"}", "{\"prefix\":7}"},
+    {"exec",
+     "{\"argv\":[\"python3\",\"-c\",\"import sys;sys.path.insert(0,'" NU_SOURCE_DIR
+     "/python');import nurion_udf as u;u.map(lambda r:r);u.run()\"]}",
+     "{\"argv\":[]}"},
 };
 
 /* file_source reads this JSON Lines file (written by write_source_file). */

@@ -4,8 +4,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-static const char *const builtin_names[] = {"generate", "map",       "filter",      "flat_map",
-                                            "batch",    "file_sink", "file_source", "print"};
+static const char *const builtin_names[] = {
+    "generate", "map", "filter", "flat_map", "batch", "file_sink", "file_source", "print", "exec"};
 
 Test(registry, finds_every_builtin_by_name)
 {
@@ -19,7 +19,7 @@ Test(registry, finds_every_builtin_by_name)
         cr_assert_eq(nu_registry_check_descriptor(op, "built-in", &eb), NU_OK, "%s",
                      nu_err_msg(&eb));
     }
-    cr_assert_eq(nu_registry_builtin_count(), 8);
+    cr_assert_eq(nu_registry_builtin_count(), 9);
 }
 
 Test(registry, builtin_kinds)
