@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include "cli/commands.h"
+#include "stage/connectors.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,7 @@ int nu_cli_cmd_version(int argc, char **argv)
 
 int nu_cli_main(int argc, char **argv)
 {
+    nu_connectors_register();
     if (argc < 2) {
         nu_cli_usage(stderr);
         return NU_EXIT_USAGE;
