@@ -21,6 +21,7 @@ struct nu_part {
     bool need_init;           /* committed lane state not fetched yet */
     bool dirty;               /* consumed in the open transaction */
     int64_t next_offset;      /* offset to commit: after the last record consumed */
+    int64_t committed;        /* the group's committed offset (0 when none yet) */
     struct nu_lane_set lanes; /* committed state plus what the open transaction adds */
     struct nu_lane_set base;  /* committed state (restored on abort) */
     /*
@@ -141,5 +142,9 @@ nu_err_t nu_stage_produce(struct nu_stage *st, rd_kafka_t *rk, const char *topic
                           const struct nu_headers *h, struct nu_errbuf *eb);
 nu_err_t nu_stage_event(struct nu_stage *st, rd_kafka_t *rk, json_t *ev, struct nu_errbuf *eb);
 void nu_stage_ops_close(struct nu_stage *st);
+
+/* monitor.c: publish to o->monitor (if any) — throttled unless `force` — and the final state. */
+void nu_stage_monitor_update(struct nu_stage *st, int64_t now, bool force);
+void nu_stage_monitor_finish(struct nu_stage *st, nu_err_t err);
 
 #endif

@@ -115,12 +115,12 @@ static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, b
     char meta[NU_LANES_MAX / 4 + 96];
     struct nu_lane_set keep = pt->lanes;
     pt->lanes = pt->base; /* committed lane state only */
-    size_t len = nu_stage_meta(pt, pt->next_offset, hold, n, meta, sizeof(meta));
+    size_t len = nu_stage_meta(pt, pt->committed, hold, n, meta, sizeof(meta));
     pt->lanes = keep;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_t *tp =
         rd_kafka_topic_partition_list_add(list, st->inputs[pt->input].topic, pt->partition);
-    tp->offset = pt->next_offset;
+    tp->offset = pt->committed; /* never the open transaction's position */
     tp->metadata = nu_xstrndup(meta, len);
     tp->metadata_size = len;
     int64_t t0 = nu_event_now_ms();
@@ -148,7 +148,7 @@ nu_err_t nu_stage_claim_batch(struct nu_stage *st, struct nu_part *pt, struct nu
 nu_err_t nu_stage_claim(struct nu_stage *st, struct nu_part *pt, int *kill_count,
                         struct nu_errbuf *eb)
 {
-    int deaths = pt->crash_off == pt->next_offset ? pt->crash_n : 0;
+    int deaths = pt->crash_off == pt->committed ? pt->crash_n : 0;
     *kill_count = deaths;
     if (deaths >= st->js->max_crashes)
         return NU_OK; /* not processed again: the caller dead-letters it */
@@ -156,7 +156,7 @@ nu_err_t nu_stage_claim(struct nu_stage *st, struct nu_part *pt, int *kill_count
     if (err)
         return err;
     pt->holding = true;
-    pt->crash_off = pt->next_offset;
+    pt->crash_off = pt->committed;
     pt->crash_n = deaths + 1;
     return NU_OK;
 }
@@ -209,6 +209,7 @@ nu_err_t nu_stage_parts_init(struct nu_stage *st, struct nu_errbuf *eb)
          * claim key the same for every holder without asking the partition leader */
         if (pt->next_offset < 0)
             pt->next_offset = 0;
+        pt->committed = pt->next_offset;
         pt->crash_off = cl.single_off;
         pt->crash_n = cl.single_n;
         pt->holding = false;
@@ -270,6 +271,7 @@ static void nu_stage_txn_done(struct nu_stage *st)
         struct nu_part *pt = &st->parts[i];
         if (pt->dirty) {
             pt->base = pt->lanes;
+            pt->committed = pt->next_offset;
             pt->crash_off = -1; /* the new offset carries no single-record claim */
             pt->crash_n = 0;
         }
@@ -444,7 +446,7 @@ void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             /* a clean hand-over releases our claim, so only crashes are counted */
             if (pt->holding && !lost && !pt->need_init) {
                 struct nu_errbuf ceb;
-                int deaths = pt->crash_off == pt->next_offset ? pt->crash_n - 1 : 0;
+                int deaths = pt->crash_off == pt->committed ? pt->crash_n - 1 : 0;
                 nu_errbuf_clear(&ceb);
                 if (nu_stage_commit_claim(st, pt, false, deaths, &ceb))
                     nu_log(NU_LOG_WARN, "stage", "could not release a claim: %s", nu_err_msg(&ceb));
