@@ -74,7 +74,9 @@ static nu_err_t reject(void *ctx, const struct nu_batch *in, size_t row, const v
     cr_assert_not_null(in);
     cr_assert_lt(row, in->nrows);
     cr_assert_lt(o->nrej, 64);
-    o->raw[o->nrej] = strndup(raw, len);
+    /* raw is not NUL-terminated: copy exactly len bytes */
+    o->raw[o->nrej] = calloc(1, len + 1);
+    memcpy(o->raw[o->nrej], raw, len);
     o->reason[o->nrej++] = strdup(reason);
     return NU_OK;
 }
