@@ -22,6 +22,15 @@
 
 #define NU_FC_GOOD 200
 
+/* A NUL-terminated copy of `len` bytes that are not NUL-terminated themselves. */
+static char *nu_fc_copy(const void *p, size_t len)
+{
+    char *s = calloc(1, len + 1);
+    if (p && len)
+        memcpy(s, p, len);
+    return s;
+}
+
 static void nu_fc_write(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -142,9 +151,9 @@ static void nu_fc_read_dlq(const char *topic, struct nu_fc_dlq *out)
             size_t nh = nu_kafka_headers_view(m, hv, 32, NULL);
             for (size_t i = 0; i < nh; i++)
                 if (strcmp(hv[i].name, "nurion-error") == 0)
-                    out->reason[out->n] = strndup(hv[i].value, hv[i].len);
+                    out->reason[out->n] = nu_fc_copy(hv[i].value, hv[i].len);
             cr_assert_not_null(out->reason[out->n], "a dead letter without nurion-error");
-            out->value[out->n++] = strndup(m->payload ? m->payload : "", m->len);
+            out->value[out->n++] = nu_fc_copy(m->payload, m->len);
         }
         rd_kafka_message_destroy(m);
     }
