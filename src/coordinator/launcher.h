@@ -40,7 +40,9 @@ struct nu_launcher_conf {
     const char *const *stage_sets; /* extra "--set k=v" for every stage process; may be NULL */
     size_t nstage_sets;
     struct nu_autoscale_conf autoscale;
-    const char *spec_dir; /* where job specs are written for stage processes (default /tmp) */
+    const char *spec_dir;  /* where job specs are written for stage processes (default /tmp) */
+    const char *jobs_like; /* re-adopt only running jobs whose id matches this SQL LIKE pattern
+                              (NULL: every running job of the store) */
 };
 
 typedef struct nu_launcher nu_launcher_t;
@@ -89,6 +91,15 @@ nu_err_t nu_launcher_delete_topics(nu_launcher_t *l, const struct nu_job *job,
 /* Supervise: reap and restart children, fail crash-looping jobs, run the autoscaler when due,
  * re-adopt jobs the store says are running. Call every ~200 ms from one thread. */
 nu_err_t nu_launcher_tick(nu_launcher_t *l, struct nu_errbuf *eb);
+
+/*
+ * What the launcher knows of a supervised job: {"job","mode","adopted","ending","finished"
+ * (every stage process exited 0),"processes","paused","stages":[{"id","target","min","max",
+ * "partitions","running","done","frozen","pinned"(null|n),"lag"(null|n),"finished"}]}.
+ * Returned owned. NU_ERR_NOT_FOUND when the job is not supervised here. Does not block.
+ */
+nu_err_t nu_launcher_job_status(nu_launcher_t *l, const char *job_id, json_t **out,
+                                struct nu_errbuf *eb);
 
 /* Counters for /metrics: live stage processes, restarts, scale-ups, scale-downs. */
 struct nu_launcher_stats {
