@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 #include "operators/registry.h"
+#include "stage/media.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -20,6 +21,7 @@ static void nu_connectors_add(void)
             nu_log(NU_LOG_ERROR, "connectors", "could not register operator \"%s\": %s",
                    ops[i]->name, nu_err_msg(&eb));
     }
+    nu_media_register();
 }
 
 void nu_connectors_register(void)
