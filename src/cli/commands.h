@@ -9,6 +9,7 @@
 
 #define NU_CLI_COMMANDS(X)                                                 \
     X(demo, "push rows through the broker in transactions and check them") \
+    X(k8s, "render Kubernetes manifests for a job (k8s render)")           \
     X(run, "run a job locally, one process per stage instance")            \
     X(stage, "run one instance of one stage of a job")                     \
     X(version, "print the version of nurion and its libraries")            \

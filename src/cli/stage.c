@@ -4,6 +4,7 @@
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/stage_http.h"
 
 #include "common/config.h"
 #include "common/job.h"
@@ -47,6 +48,8 @@ static const struct nu_conf_def nu_stage_conf[] = {
      false, "least severe log level printed"},
     {"debug", "NURION_DEBUG", NU_CONF_STRING, "", 0, 0, NULL, false, false,
      "debug areas: kafka, stage, operator, or all"},
+    {"http.listen", "NURION_HTTP_LISTEN", NU_CONF_STRING, "", 0, 0, NULL, false, false,
+     "serve /healthz, /readyz and /metrics on this host:port (empty: off)"},
 };
 #define NU_STAGE_NCONF (sizeof(nu_stage_conf) / sizeof(nu_stage_conf[0]))
 
@@ -67,21 +70,25 @@ static void *nu_stage_signal_thread(void *arg)
 
 static void nu_stage_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: nurion stage --job JOB.json --stage ID [--instance K] [--brokers HOST:PORT]\n"
-            "                    [--config FILE] [--set key=value]...\n\n"
-            "Runs instance K of stage ID: joins the stage's consumer group, processes splits\n"
-            "exactly once (or at least once, per the job) and exits 0 when the stage is\n"
-            "complete. SIGTERM finishes the open transaction, leaves the group and exits 0.\n\n"
-            "  --job FILE        the job spec (JSON)\n"
-            "  --stage ID        the stage to run\n"
-            "  --instance K      instance index, part of the transactional id (default 0)\n"
-            "  --brokers LIST    bootstrap servers (default: $NURION_BROKERS)\n"
-            "  --config FILE     settings as `key = value` lines\n"
-            "  --set KEY=VALUE   one setting; `kafka.*` keys go to librdkafka as they are\n"
-            "  --print-config    print the effective settings and exit\n\n"
-            "exit status: 0 stage complete or stopped, 1 failed (may be restarted),\n"
-            "             2 bad usage or invalid job, 3 failed in a way a restart cannot fix\n\n");
+    fprintf(
+        out,
+        "usage: nurion stage --job JOB.json --stage ID [--instance K | --instance-from-pod-name]\n"
+        "                    [--brokers HOST:PORT] [--config FILE] [--set key=value]...\n\n"
+        "Runs instance K of stage ID: joins the stage's consumer group, processes splits\n"
+        "exactly once (or at least once, per the job) and exits 0 when the stage is\n"
+        "complete. SIGTERM finishes the open transaction, leaves the group and exits 0.\n\n"
+        "  --job FILE        the job spec (JSON)\n"
+        "  --stage ID        the stage to run\n"
+        "  --instance K      instance index, part of the transactional id (default 0)\n"
+        "  --instance-from-pod-name\n"
+        "                    take K from the ordinal at the end of $POD_NAME (else\n"
+        "                    $HOSTNAME), as in a StatefulSet pod \"name-K\"\n"
+        "  --brokers LIST    bootstrap servers (default: $NURION_BROKERS)\n"
+        "  --config FILE     settings as `key = value` lines\n"
+        "  --set KEY=VALUE   one setting; `kafka.*` keys go to librdkafka as they are\n"
+        "  --print-config    print the effective settings and exit\n\n"
+        "exit status: 0 stage complete or stopped, 1 failed (may be restarted),\n"
+        "             2 bad usage or invalid job, 3 failed in a way a restart cannot fix\n\n");
     nu_conf_doc_markdown(nu_stage_conf, NU_STAGE_NCONF, "settings", out);
 }
 
@@ -99,13 +106,16 @@ int nu_cli_cmd_stage(int argc, char **argv)
                                              {"config", required_argument, NULL, 'c'},
                                              {"set", required_argument, NULL, 'S'},
                                              {"print-config", no_argument, NULL, 'P'},
+                                             {"instance-from-pod-name", no_argument, NULL, 'O'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *job_path = NULL, *stage_id = NULL, *config_path = NULL;
     char **sets = nu_xcalloc((size_t)argc + 1, sizeof(char *));
     size_t nsets = 0;
     long instance = 0;
-    bool print_config = false;
+    bool print_config = false, from_pod = false;
+    nu_stage_monitor_t *mon = NULL;
+    nu_stage_http_t *http = NULL;
     int rc = NU_EXIT_FAIL, opt;
     struct nu_problems probs;
     struct nu_errbuf eb;
@@ -145,12 +155,28 @@ int nu_cli_cmd_stage(int argc, char **argv)
         case 'P':
             print_config = true;
             break;
+        case 'O':
+            from_pod = true;
+            break;
         case 'h':
             nu_stage_usage(stdout);
             rc = NU_EXIT_OK;
             goto out;
         default:
             nu_stage_usage(stderr);
+            rc = NU_EXIT_USAGE;
+            goto out;
+        }
+    }
+    if (from_pod) {
+        const char *pod = getenv("POD_NAME");
+        if (!pod || !*pod)
+            pod = getenv("HOSTNAME");
+        if (!nu_cli_pod_ordinal(pod, &instance)) {
+            fprintf(stderr,
+                    "nurion stage: --instance-from-pod-name: no ordinal at the end of the pod "
+                    "name \"%s\" (set POD_NAME to a StatefulSet pod name such as \"name-0\")\n",
+                    pod ? pod : "");
             rc = NU_EXIT_USAGE;
             goto out;
         }
@@ -234,6 +260,20 @@ int nu_cli_cmd_stage(int argc, char **argv)
     pthread_create(&sigthr, NULL, nu_stage_signal_thread, &set);
     pthread_detach(sigthr);
 
+    /* after blocking the signals: the server's threads must not take SIGTERM */
+    const char *listen = nu_conf_str(conf, "http.listen");
+    if (listen && *listen) {
+        mon = nu_stage_monitor_new();
+        o.monitor = mon;
+        if (nu_cli_stage_http_start(listen, mon, job->id, stage_id, o.instance, &http, &eb)) {
+            fprintf(stderr, "nurion stage: %s\n", nu_err_msg(&eb));
+            rc = NU_EXIT_NO_RESTART;
+            goto out;
+        }
+        nu_log(NU_LOG_INFO, "stage", "serving /healthz /readyz /metrics\tlisten=%s port=%u", listen,
+               nu_cli_stage_http_port(http));
+    }
+
     struct nu_stage_stats stats;
     nu_err_t err = nu_stage_run(job, idx, &o, &nu_stage_stop, &stats, &eb);
     if (err) {
@@ -252,6 +292,8 @@ int nu_cli_cmd_stage(int argc, char **argv)
         rc = NU_EXIT_OK;
     }
 out:
+    nu_cli_stage_http_stop(http);
+    nu_stage_monitor_destroy(mon);
     for (size_t i = 0; i < nsets; i++)
         free(sets[i]);
     free(sets);

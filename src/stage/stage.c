@@ -238,6 +238,7 @@ static nu_err_t nu_stage_loop(struct nu_stage *st, struct nu_errbuf *eb)
                 return err;
         }
         nu_stage_backpressure(st);
+        nu_stage_monitor_update(st, now, false);
         if (o->metrics_interval_ms > 0 && now - st->last_metrics_ms >= o->metrics_interval_ms)
             nu_stage_metrics(st, now);
         if (!st->in_txn && now - st->last_check_ms >= o->completion_check_ms) {
@@ -335,6 +336,7 @@ nu_err_t nu_stage_run(const struct nu_job *job, size_t stage, const struct nu_st
         err = nu_stage_loop(st, eb);
 
 out:
+    nu_stage_monitor_finish(st, err);
     if (st->c) {
         /* leaving the group revokes our partitions: the callback finishes any transaction */
         rd_kafka_consumer_close(st->c);

@@ -37,6 +37,8 @@ struct nu_stage_opts {
     bool deflate;                      /* deflate Avro outputs */
     const struct nu_kafka_prop *props; /* `kafka.*` pass-through settings */
     size_t nprops;
+    /* Optional live view for other threads (monitor.h); borrowed, may be NULL. */
+    struct nu_stage_monitor *monitor;
 };
 
 /* Fill `o` with the defaults above (brokers NULL). */
