@@ -25,16 +25,7 @@
 
 #define NU_HTTP_MAX_SEGMENTS 32 /* path segments of a pattern or of a request path */
 
-/* Route flags. */
-#define NU_HTTP_ROUTE_PUBLIC    (1u << 0) /* served without the bearer token */
-#define NU_HTTP_ROUTE_JSON_BODY (1u << 1) /* a non-empty body must be application/json (415) */
-
-struct nu_http_route {
-    nu_http_method_t method;
-    const char *pattern;
-    nu_http_handler handler;
-    unsigned flags;
-};
+/* struct nu_http_route and the NU_HTTP_ROUTE_* flags are declared in common/http.h. */
 
 typedef struct nu_http_router nu_http_router_t;
 

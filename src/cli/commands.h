@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #define NU_CLI_COMMANDS(X)                                                 \
+    X(coordinator, "serve the HTTP API, ingest events and launch jobs")    \
     X(demo, "push rows through the broker in transactions and check them") \
     X(k8s, "render Kubernetes manifests for a job (k8s render)")           \
     X(run, "run a job locally, one process per stage instance")            \
@@ -22,5 +23,7 @@ NU_CLI_COMMANDS(NU_CLI_CMD_DECL_)
 void nu_cli_print_version(FILE *out);
 /* Markdown reference of the settings of `nurion stage` (docs/CONFIGURATION.md). */
 void nu_cli_stage_conf_doc(FILE *out);
+/* Markdown reference of the settings of `nurion coordinator` (docs/CONFIGURATION.md). */
+void nu_cli_coordinator_conf_doc(FILE *out);
 
 #endif

@@ -191,6 +191,19 @@ const char *nu_http_err_code(nu_err_t code);
 typedef void (*nu_http_handler)(const struct nu_http_req *req, struct nu_http_resp *resp,
                                 void *app_ctx);
 
+/* Route flags. */
+#define NU_HTTP_ROUTE_PUBLIC    (1u << 0) /* served without the bearer token */
+#define NU_HTTP_ROUTE_JSON_BODY (1u << 1) /* a non-empty body must be application/json (415) */
+
+/* One row of a route table (api/router.h matches requests against it; declared here so that
+ * layers below api can build their tables). */
+struct nu_http_route {
+    nu_http_method_t method;
+    const char *pattern;
+    nu_http_handler handler;
+    unsigned flags;
+};
+
 /* Standard reason phrase ("Not Found"), "Unknown" for others. */
 const char *nu_http_reason(int status);
 

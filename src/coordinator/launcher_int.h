@@ -61,6 +61,7 @@ struct nu_ljob {
     bool ending;          /* cancel / failure: stopping processes, nothing restarts */
     bool processes_done;  /* every instance exited 0 */
     bool adopted;         /* started by another launcher / before a restart */
+    int64_t succeeded_ms; /* when the store was first seen to say succeeded (0: not yet) */
     int64_t next_check_ms, next_foreign_ms;
     struct nu_ljob *next;
 };

@@ -168,6 +168,19 @@ static void nu_launcher_check_job(nu_launcher_t *l, struct nu_ljob *j)
                nu_err_msg(&eb));
         return;
     }
+    if (strcmp(state, "succeeded") == 0 && !j->ending) {
+        /* every stage is complete: its processes are leaving on their own, and a SIGTERM now
+         * would cut their last commit short; nothing starts again, stragglers are stopped
+         * after the grace period */
+        int64_t now = nu_launcher_now_ms();
+        if (!j->succeeded_ms)
+            j->succeeded_ms = now;
+        for (size_t s = 0; s < j->job->nstages; s++)
+            for (int k = 0; k < j->st[s].cap; k++)
+                j->st[s].slots[k].want = false;
+        if (nu_launcher_proc_count(j) > 0 && now - j->succeeded_ms < NU_LAUNCHER_GRACE_MS)
+            return;
+    }
     if (strcmp(state, "running") != 0 && strcmp(state, "submitted") != 0) {
         if (!j->ending)
             nu_log(NU_LOG_INFO, "launcher", "job \"%s\" is %s; its processes stop", j->job->id,
@@ -264,7 +277,7 @@ nu_err_t nu_launcher_tick(nu_launcher_t *l, struct nu_errbuf *eb)
     if (l->as.enabled && now >= l->next_autoscale_ms) {
         l->next_autoscale_ms = now + l->as.interval_ms;
         for (struct nu_ljob *j = l->jobs; j; j = j->next)
-            if (!j->ending && !j->paused && !j->processes_done)
+            if (!j->ending && !j->paused && !j->processes_done && !j->succeeded_ms)
                 nu_launcher_autoscale(l, j, now);
     }
     pthread_mutex_unlock(&l->mu);
