@@ -257,7 +257,7 @@ nu_err_t nu_builtin_expect_schema(const char *opname, const struct nu_schema *wa
 
 /* --- the job validator: operator kinds and schema propagation --- */
 
-enum { NU_DERIVE_TODO = 0, NU_DERIVE_BUSY, NU_DERIVE_OK, NU_DERIVE_FAILED };
+enum { NU_DERIVE_PENDING = 0, NU_DERIVE_BUSY, NU_DERIVE_OK, NU_DERIVE_FAILED };
 
 struct nu_derive {
     const struct nu_job *job;
