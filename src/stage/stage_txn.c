@@ -109,8 +109,8 @@ static size_t nu_stage_meta(const struct nu_part *pt, int64_t off, bool hold, in
 
 /* Commit (outside any transaction) the unchanged committed offset of `pt` with its lane state,
  * our batch claim when `hold`, and a single-record claim of `n` deaths (none when 0). */
-static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, bool hold, int n,
-                                      struct nu_errbuf *eb)
+static nu_err_t nu_stage_commit_claim_mode(struct nu_stage *st, struct nu_part *pt, bool hold,
+                                           int n, bool async, struct nu_errbuf *eb)
 {
     char meta[NU_LANES_MAX / 4 + 96];
     struct nu_lane_set keep = pt->lanes;
@@ -124,7 +124,7 @@ static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, b
     tp->metadata = nu_xstrndup(meta, len);
     tp->metadata_size = len;
     int64_t t0 = nu_event_now_ms();
-    rd_kafka_resp_err_t rerr = rd_kafka_commit(st->c, list, 0);
+    rd_kafka_resp_err_t rerr = rd_kafka_commit(st->c, list, async ? 1 : 0);
     rd_kafka_topic_partition_list_destroy(list);
     NU_LOG_DEBUG_AREA("stage", "stage", "claim committed in %" PRId64 " ms",
                       nu_event_now_ms() - t0);
@@ -133,6 +133,12 @@ static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, b
                           "could not record the claim on partition %s:%" PRId32 ": %s",
                           st->inputs[pt->input].topic, pt->partition, rd_kafka_err2str(rerr));
     return NU_OK;
+}
+
+static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, bool hold, int n,
+                                      struct nu_errbuf *eb)
+{
+    return nu_stage_commit_claim_mode(st, pt, hold, n, false, eb);
 }
 
 nu_err_t nu_stage_claim_batch(struct nu_stage *st, struct nu_part *pt, struct nu_errbuf *eb)
@@ -448,7 +454,10 @@ void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 struct nu_errbuf ceb;
                 int deaths = pt->crash_off == pt->committed ? pt->crash_n - 1 : 0;
                 nu_errbuf_clear(&ceb);
-                if (nu_stage_commit_claim(st, pt, false, deaths, &ceb))
+                /* asynchronous: a synchronous commit from the revoke callback of
+                 * rd_kafka_consumer_close can wait forever; a release that does not land only
+                 * makes the next holder work carefully for a while */
+                if (nu_stage_commit_claim_mode(st, pt, false, deaths, true, &ceb))
                     nu_log(NU_LOG_WARN, "stage", "could not release a claim: %s", nu_err_msg(&ceb));
             }
             pt->holding = false;
