@@ -56,6 +56,21 @@ nu_err_t nu_builtin_fault(struct nu_problems *p, struct nu_errbuf *eb, nu_err_t 
 /* Copy row `i` of `in` (every column, deep) as a new last row of `out` (same column count). */
 void nu_builtin_copy_row(struct nu_batch *out, const struct nu_batch *in, size_t i);
 
+/*
+ * A row-level evaluation error (NU_ERR_EVAL in eb) on row `r` of `in`: dead-letter that row
+ * alone through ctx->reject with the reason "<prefix>: <eb's message>", clear eb, and return
+ * NU_OK so that the rest of the split goes on (or reject's own error). Call only when
+ * nu_builtin_can_reject(ctx).
+ */
+nu_err_t nu_builtin_reject_row(const struct nu_op_batch_ctx *ctx, const struct nu_batch *in,
+                               size_t r, const char *prefix, struct nu_errbuf *eb);
+
+/* Whether row-level dead letters are available (the runtime gave a reject callback). */
+static inline bool nu_builtin_can_reject(const struct nu_op_batch_ctx *ctx)
+{
+    return ctx && ctx->reject;
+}
+
 /* Check that `in` has `want` as schema: NU_ERR_SCHEMA naming the operator otherwise. */
 nu_err_t nu_builtin_expect_schema(const char *opname, const struct nu_schema *want,
                                   const struct nu_batch *in, struct nu_errbuf *eb);

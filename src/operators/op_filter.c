@@ -163,12 +163,9 @@ static nu_err_t nu_filter_process(void *state, const struct nu_op_batch_ctx *ctx
     for (size_t r = 0; r < in->nrows; r++) {
         bool keep = false;
         rc = nu_expr_eval_bool(f->expr, nu_batch_row(in, r), scratch, &keep, eb);
-        if (rc == NU_ERR_EVAL && ctx && ctx->reject) {
+        if (rc == NU_ERR_EVAL && nu_builtin_can_reject(ctx)) {
             /* a poison row: dead-letter it alone, the rest of the split goes on */
-            char reason[NU_ERRBUF_SIZE];
-            snprintf(reason, sizeof(reason), "filter: %s", nu_err_msg(eb));
-            nu_errbuf_clear(eb);
-            rc = ctx->reject(ctx->reject_ctx, in, r, NULL, 0, reason, eb);
+            rc = nu_builtin_reject_row(ctx, in, r, "filter", eb);
             if (rc != NU_OK) {
                 nu_batch_destroy(ob);
                 return rc;

@@ -409,14 +409,12 @@ static nu_err_t nu_map_process(void *state, const struct nu_op_batch_ctx *ctx,
                 continue;
             }
             rc = nu_expr_eval(m->plan.exprs[-1 - s], row, scratch, &v, eb);
-            if (rc == NU_ERR_EVAL && ctx && ctx->reject) {
+            if (rc == NU_ERR_EVAL && nu_builtin_can_reject(ctx)) {
                 /* a poison row: dead-letter it alone, the rest of the split goes on */
-                char reason[NU_ERRBUF_SIZE];
-                snprintf(reason, sizeof(reason), "map: column \"%s\": %s",
-                         m->plan.out->cols[c].name, nu_err_msg(eb));
-                nu_errbuf_clear(eb);
+                char prefix[NU_MAX_NAME_LEN + 32];
+                snprintf(prefix, sizeof(prefix), "map: column \"%s\"", m->plan.out->cols[c].name);
                 ob->nrows--;
-                rc = ctx->reject(ctx->reject_ctx, in, r, NULL, 0, reason, eb);
+                rc = nu_builtin_reject_row(ctx, in, r, prefix, eb);
                 if (rc != NU_OK) {
                     nu_batch_destroy(ob);
                     return rc;

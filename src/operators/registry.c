@@ -242,6 +242,16 @@ void nu_builtin_copy_row(struct nu_batch *out, const struct nu_batch *in, size_t
         dst[c] = nu_batch_copy_value(out, &src[c]);
 }
 
+nu_err_t nu_builtin_reject_row(const struct nu_op_batch_ctx *ctx, const struct nu_batch *in,
+                               size_t r, const char *prefix, struct nu_errbuf *eb)
+{
+    char reason[NU_ERRBUF_SIZE];
+
+    snprintf(reason, sizeof(reason), "%s: %s", prefix, nu_err_msg(eb));
+    nu_errbuf_clear(eb);
+    return ctx->reject(ctx->reject_ctx, in, r, NULL, 0, reason, eb);
+}
+
 nu_err_t nu_builtin_expect_schema(const char *opname, const struct nu_schema *want,
                                   const struct nu_batch *in, struct nu_errbuf *eb)
 {
