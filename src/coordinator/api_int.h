@@ -57,7 +57,7 @@ json_t *nu_coord_page(json_t *items, const char *next);
 /* printf onto a buffer. */
 void nu_coord_bprintf(struct nu_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Handlers (api_jobs.c, api_stages.c, api_misc.c). */
+/* Handlers (api_jobs.c, api_stages.c, api_series.c, api_misc.c). */
 void nu_coord_h_job_submit(const struct nu_http_req *req, struct nu_http_resp *resp, void *app);
 void nu_coord_h_jobs_list(const struct nu_http_req *req, struct nu_http_resp *resp, void *app);
 void nu_coord_h_job_get(const struct nu_http_req *req, struct nu_http_resp *resp, void *app);
@@ -76,6 +76,7 @@ void nu_coord_h_autoscale_pause(const struct nu_http_req *req, struct nu_http_re
                                 void *app);
 void nu_coord_h_autoscale_resume(const struct nu_http_req *req, struct nu_http_resp *resp,
                                  void *app);
+void nu_coord_h_stage_series(const struct nu_http_req *req, struct nu_http_resp *resp, void *app);
 void nu_coord_h_topics(const struct nu_http_req *req, struct nu_http_resp *resp, void *app);
 void nu_coord_h_readyz(const struct nu_http_req *req, struct nu_http_resp *resp, void *app);
 

@@ -53,19 +53,38 @@ static json_t *nu_coord_topic(nu_coord_api_t *api, const char *name, const char 
     return t;
 }
 
+/* Is stage `sid` a sink according to the store's stages array (borrowed)? */
+static bool nu_coord_stage_is_sink(json_t *stages, const char *sid)
+{
+    size_t i;
+    json_t *st;
+    json_array_foreach(stages, i, st)
+    {
+        const char *id = json_string_value(json_object_get(st, "id"));
+        const char *kind = json_string_value(json_object_get(st, "kind"));
+        if (id != NULL && kind != NULL && strcmp(id, sid) == 0)
+            return strcmp(kind, "sink") == 0;
+    }
+    return false;
+}
+
 /* GET /api/v1/jobs/{id}/topics */
 void nu_coord_h_topics(const struct nu_http_req *req, struct nu_http_resp *resp, void *app)
 {
     nu_coord_api_t *api = app;
     struct nu_errbuf eb = {0};
     struct nu_job *job = NULL;
+    json_t *stages = NULL;
     char name[NU_JOB_NAME_MAX];
     nu_db_t *db = nu_coord_db(req, resp, app);
     if (db == NULL)
         return;
     nu_err_t err = nu_coord_job_load(db, nu_http_param(req, "id"), &job, NULL, &eb);
+    if (!err)
+        err = nu_store_stages(db, job->id, &stages, &eb);
     if (err) {
         nu_coord_fail(resp, err, &eb);
+        nu_job_destroy(job);
         return;
     }
     int64_t deadline = nu_coord_now_ms() + NU_COORD_TOPICS_WAIT_MS;
@@ -76,9 +95,14 @@ void nu_coord_h_topics(const struct nu_http_req *req, struct nu_http_resp *resp,
             json_array_append_new(topics,
                                   nu_coord_topic(api, nu_job_topic_plan(job, i, name, sizeof(name)),
                                                  "plan", sid, deadline));
-        json_array_append_new(topics,
-                              nu_coord_topic(api, nu_job_topic_output(job, i, name, sizeof(name)),
-                                             "output", sid, deadline));
+        json_t *out = nu_coord_topic(api, nu_job_topic_output(job, i, name, sizeof(name)), "output",
+                                     sid, deadline);
+        /* a sink writes outside Kafka: its output topic exists but stays empty */
+        if (nu_coord_stage_is_sink(stages, sid))
+            json_object_set_new(out, "note",
+                                json_string("the stage is a sink: it writes outside Kafka, so "
+                                            "this topic stays empty"));
+        json_array_append_new(topics, out);
         json_array_append_new(topics,
                               nu_coord_topic(api, nu_job_topic_dlq(job, i, name, sizeof(name)),
                                              "dlq", sid, deadline));
@@ -88,6 +112,7 @@ void nu_coord_h_topics(const struct nu_http_req *req, struct nu_http_resp *resp,
     nu_http_resp_json(
         resp, 200,
         json_pack("{s:s, s:s, s:o}", "job", job->id, "brokers", api->brokers, "topics", topics));
+    json_decref(stages);
     nu_job_destroy(job);
 }
 

@@ -14,6 +14,7 @@ static const struct nu_http_route nu_coord_route_table[] = {
     {NU_HTTP_POST, NU_V1 "/{id}/cancel", nu_coord_h_job_cancel, 0},
     {NU_HTTP_GET, NU_V1 "/{id}/stages", nu_coord_h_stages, 0},
     {NU_HTTP_GET, NU_V1 "/{id}/stages/{sid}", nu_coord_h_stage_get, 0},
+    {NU_HTTP_GET, NU_V1 "/{id}/stages/{sid}/metrics", nu_coord_h_stage_series, 0},
     {NU_HTTP_POST, NU_V1 "/{id}/stages/{sid}/scale", nu_coord_h_stage_scale,
      NU_HTTP_ROUTE_JSON_BODY},
     {NU_HTTP_POST, NU_V1 "/{id}/stages/{sid}/freeze", nu_coord_h_stage_freeze, 0},

@@ -47,6 +47,7 @@
 #define NU_STORE_MAX_CURSOR      512   /* characters of a cursor */
 #define NU_STORE_SAMPLE_SPLITS   10    /* split ids kept per exception */
 #define NU_STORE_FINGERPRINT_LEN 16    /* hex characters of an error fingerprint */
+#define NU_STORE_MAX_POINTS      1000  /* buckets of a stage's metric series */
 
 typedef enum nu_lineage_dir { NU_LINEAGE_UP = 0, NU_LINEAGE_DOWN } nu_lineage_dir_t;
 
@@ -113,6 +114,17 @@ nu_err_t nu_store_stage_set_pinned(nu_db_t *db, const char *job, const char *sta
 /* The planner's totals for a stage (negative: unknown). */
 nu_err_t nu_store_planned(nu_db_t *db, const char *job, const char *stage, int64_t splits,
                           int64_t rows, struct nu_errbuf *eb);
+
+/*
+ * The metric series of stage `stage` of `job`: its samples from `since_s` (Unix seconds,
+ * inclusive) to `until_s` (exclusive) in buckets of `step_s` seconds, as an array of
+ * {"ts" (bucket start), "rows_per_s_in", "rows_per_s_out", "lag", "instances"} holding only
+ * the buckets with samples, oldest first; rates and lag are summed over the stage's instances.
+ * Errors: NU_ERR_INVALID for an empty window, a step < 1 or more than NU_STORE_MAX_POINTS
+ * buckets; NU_ERR_NOT_FOUND for an unknown job or stage.
+ */
+nu_err_t nu_store_stage_series(nu_db_t *db, const char *job, const char *stage, int64_t since_s,
+                               int64_t until_s, int step_s, json_t **out, struct nu_errbuf *eb);
 
 /*
  * Fingerprint of an error message: numbers, quoted values and hex ids are replaced by

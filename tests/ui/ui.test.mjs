@@ -2,7 +2,8 @@
 // against a running `nurion coordinator` whose jobs run for real on the broker.
 //
 // Environment: NURION_UI_URL (required, e.g. http://127.0.0.1:8080), NURION_UI_TOKEN (the
-// coordinator's auth.token, if any), NURION_UI_SHOTS (folder for the page screenshots; default
+// coordinator's auth.token, if any), NURION_UI_AUTH_URL and NURION_UI_AUTH_TOKEN (a second
+// coordinator that requires that token, for the token tests), NURION_UI_SHOTS (folder for the page screenshots; default
 // tests/ui/artifacts), NURION_UI_OUT (scratch folder for the jobs' file sinks; default a temp dir),
 // CHROMIUM (default /usr/bin/chromium). scripts/test-ui sets them and starts everything.
 import { test, before, after } from 'node:test';
@@ -16,6 +17,8 @@ import { chromium } from 'playwright-core';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE = process.env.NURION_UI_URL;
 const TOKEN = process.env.NURION_UI_TOKEN || '';
+const AUTH_URL = process.env.NURION_UI_AUTH_URL || '';
+const AUTH_TOKEN = process.env.NURION_UI_AUTH_TOKEN || '';
 const SHOTS = process.env.NURION_UI_SHOTS || path.join(here, 'artifacts');
 const OUT = process.env.NURION_UI_OUT || mkdtempSync(path.join(tmpdir(), 'nurion-ui-'));
 const RUN = `ui-${Date.now().toString(36)}`;
@@ -74,7 +77,7 @@ before(async () => {
     viewport: { width: 1360, height: 860 },
     colorScheme: 'light',
   });
-  if (TOKEN) await context.addInitScript((t) => window.localStorage.setItem('nurion.token', t), TOKEN);
+  if (TOKEN) await context.addInitScript((t) => window.sessionStorage.setItem('nurion.token', t), TOKEN);
   page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error on ${page.url()}: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`uncaught exception on ${page.url()}: ${e.message}`));
@@ -120,6 +123,15 @@ test('the job page draws every stage and follows the job to succeeded at 100%', 
   }
   assert.ok(await page.locator('#cancel-btn').isHidden(), 'no cancel button on a finished job');
   await page.locator('#topics td.cmd code', { hasText: 'kcat -b' }).first().waitFor({ timeout: 15000 });
+  // the topics table reads the offsets again once the job ended: the map stage's output holds its
+  // 39 data splits (one split was dead-lettered), plus end-of-stream and commit markers
+  const dblOut = page.locator(`#topics tr[data-topic="nurion.${OK_JOB}.dbl"] td.records`);
+  await page.waitForFunction((sel) => {
+    const el = document.querySelector(sel);
+    return el && Number(el.firstChild.textContent.replace(/,/g, '')) >= 39;
+  }, `#topics tr[data-topic="nurion.${OK_JOB}.dbl"] td.records`, { timeout: 15000 });
+  assert.ok(Number((await dblOut.evaluate((el) => el.firstChild.textContent)).replace(/,/g, '')) >= 39);
+  await page.locator(`#topics tr[data-topic="nurion.${OK_JOB}.out"] .note`, { hasText: 'sink' }).waitFor();
   await page.locator('#spec').evaluate((el) => el.closest('details').setAttribute('open', ''));
   await shot('job');
 });
@@ -128,7 +140,8 @@ test('the stage and instance pages show instances, partitions and process figure
   await open(`/jobs/${OK_JOB}/stages/dbl`);
   await page.locator('#instances-body a').first().waitFor({ timeout: 15000 });
   await page.locator('#partitions thead th', { hasText: 'Committed' }).waitFor();
-  await page.locator('#chart-rps svg').waitFor({ timeout: 15000 }); // after two samples
+  // the charts come from the stored samples: a short job may have left only a few, or none
+  await page.locator('#chart-rps svg, #chart-rps p').first().waitFor({ timeout: 15000 });
   await page.locator('#instances-body a').first().click();
   await page.waitForURL(/#\/jobs\/.*\/instances\/dbl\/\d+$/);
   await page.locator('#inst-facts dt', { hasText: 'PID' }).waitFor({ timeout: 15000 });
@@ -194,17 +207,68 @@ test('the configuration page reads the coordinator, and the dark theme applies',
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
 });
 
+test('the configuration page takes the token a coordinator requires', { skip: !AUTH_URL && 'NURION_UI_AUTH_URL is not set' }, async () => {
+  // a tab of its own: the token lives in the tab's session storage
+  const tab = await context.newPage();
+  const seen = [];
+  tab.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) seen.push(`console error: ${m.text()}`); });
+  tab.on('pageerror', (e) => seen.push(`uncaught exception: ${e.message}`));
+  try {
+    await tab.goto(`${AUTH_URL}/#/`);
+    // no token: the first API call answers 401 and the page sends the user to the configuration
+    await tab.waitForURL(/#\/config\?auth=required/, { timeout: 15000 });
+    await tab.locator('#cfg-auth [data-auth="required"]').waitFor();
+    assert.match(await tab.locator('#cfg-auth').textContent(), /requires an API token/);
+    assert.equal(await tab.evaluate(() => document.activeElement && document.activeElement.id), 'cfg-token');
+    await tab.locator('#cfg-access', { hasText: 'token required' }).waitFor({ timeout: 15000 });
+    await tab.screenshot({ path: path.join(SHOTS, 'config-token.png'), fullPage: true });
+    // a wrong token is refused, and the page says so
+    await tab.fill('#cfg-token', 'not-the-token');
+    await tab.click('#cfg-token-save');
+    await tab.locator('#cfg-auth [data-auth="refused"]').waitFor({ timeout: 15000 });
+    // the right one: back to the jobs page, whose API calls now carry it
+    await tab.fill('#cfg-token', AUTH_TOKEN);
+    await tab.click('#cfg-token-save');
+    await tab.waitForURL(/#\/$/, { timeout: 15000 });
+    await tab.locator('#jobs-body tr').first().waitFor({ timeout: 15000 });
+    await tab.locator('#status', { hasText: 'Updated' }).waitFor({ timeout: 15000 });
+    assert.equal(await tab.locator('#status.bad').count(), 0);
+    assert.equal(await tab.evaluate(() => window.sessionStorage.getItem('nurion.token')), AUTH_TOKEN);
+    assert.equal(await tab.evaluate(() => window.localStorage.getItem('nurion.token')), null, 'the token is not kept beyond the session');
+    await tab.goto(`${AUTH_URL}/#/config`);
+    await tab.locator('#cfg-access', { hasText: 'token accepted' }).waitFor({ timeout: 15000 });
+    // forgetting it brings the 401 back
+    await tab.click('#cfg-token-clear');
+    await tab.locator('#cfg-access', { hasText: 'token required' }).waitFor({ timeout: 15000 });
+    assert.equal(await tab.evaluate(() => window.sessionStorage.getItem('nurion.token')), null);
+    assert.deepEqual(seen, []);
+  } finally {
+    await tab.close();
+  }
+});
+
 test('cancelling a running job from the UI works', async () => {
   const r = await api('POST', '/api/v1/jobs', longSpec);
   assert.equal(r.status, 201, JSON.stringify(r.json));
   await open(`/jobs/${LONG_JOB}`);
   await page.locator('#job-state .badge', { hasText: 'running' }).waitFor({ timeout: JOB_WAIT });
   await page.locator('#stages-body tr[data-stage="dbl"] .badge', { hasText: 'running' }).waitFor({ timeout: JOB_WAIT });
-  // let the stage page gather a few samples for its charts while the job runs
+  // once the store holds a few metric samples of the stage, a newly opened stage page draws
+  // them at once: its charts show history from before the page opened
+  const deadline = Date.now() + JOB_WAIT;
+  for (;;) {
+    const m = await api('GET', `/api/v1/jobs/${LONG_JOB}/stages/dbl/metrics?since=-900&step=10`);
+    assert.equal(m.status, 200, JSON.stringify(m.json));
+    if (m.json.points.length >= 3) break;
+    assert.ok(Date.now() < deadline, 'the stage reports no metrics');
+    await new Promise((r) => setTimeout(r, 1000));
+  }
   await open(`/jobs/${LONG_JOB}/stages/dbl`);
-  await page.locator('#chart-rps svg').waitFor({ timeout: 15000 });
-  await page.waitForTimeout(8000);
+  await page.locator('#chart-rps polyline.c-in').waitFor({ state: 'attached', timeout: 5000 });
+  await page.locator('#chart-lag polyline.c-lag').waitFor({ state: 'attached', timeout: 5000 });
+  await page.locator('#chart-inst polyline.c-inst').waitFor({ state: 'attached', timeout: 5000 });
   await page.locator('#partitions-body tr').first().waitFor();
+  await page.waitForTimeout(3000);
   await shot('stage');
   // a running instance reports its process figures
   await page.locator('#instances-body a').first().click();

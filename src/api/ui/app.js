@@ -8,15 +8,17 @@
  */
 'use strict';
 (function () {
-  const store = window.localStorage;
+  const store = window.localStorage, session = window.sessionStorage;
+  store.removeItem('nurion.token'); /* the token lives for the browser session only */
   const cfg = {
-    token: store.getItem('nurion.token') || '',
+    token: session.getItem('nurion.token') || '',
     interval: Number(store.getItem('nurion.interval')) || 2000,
     theme: store.getItem('nurion.theme') || 'system',
   };
   const PAGE = 50; /* rows per page of job, split and partition tables */
-  const HISTORY = 300; /* samples kept per stage chart */
-  const history = new Map(); /* "job\u0000stage" -> [{t, rps, lag}] */
+  const SERIES_POINTS = 120; /* buckets asked for per stage chart */
+  const SERIES_MIN_STEP = 10; /* seconds; stages report metrics every 5 s */
+  const SERIES_WINDOW = 6 * 3600; /* seconds of history the stage charts show at most */
 
   function applyTheme() {
     let t = cfg.theme;
@@ -91,11 +93,28 @@
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
     if (!r.ok) {
       const e = (data && data.error) || {};
-      if (r.status === 401)
-        throw new ApiError(401, 'unauthorized', 'the coordinator wants a token: set it on the Configuration page');
+      if (r.status === 401) {
+        const why = cfg.token ? 'refused' : 'required';
+        if (!opts.quiet) authNeeded(why);
+        throw new ApiError(401, 'unauthorized', AUTH_MSG[why]);
+      }
       throw new ApiError(r.status, e.code || 'http_' + r.status, e.message || `HTTP ${r.status}`);
     }
     return data;
+  }
+
+  /* A 401 sends the user to the Configuration page, which says why and comes back after. */
+  const AUTH_MSG = {
+    required: 'The coordinator requires an API token: enter it below.',
+    refused: 'The coordinator refused the API token: enter a valid one.',
+  };
+  function authNeeded(why) {
+    if (cur && cur.page === configPage) {
+      configPage.auth(why);
+      return;
+    }
+    const from = location.hash && location.hash !== '#' ? location.hash : '#/';
+    location.hash = `#/config?auth=${why}&from=${enc(from)}`;
   }
 
   /* ---- page runtime ---------------------------------------------------------------------- */
@@ -349,14 +368,17 @@
     },
     async refresh(ctx) {
       const j = ctx.params.job;
-      const now = Date.now();
-      if (!ctx.st.topicsAt || now - ctx.st.topicsAt > 15000) {
-        ctx.st.topicsAt = now;
-        api(`jobs/${enc(j)}/topics`).then((t) => { if (ctx === cur) jobPage.topics(ctx, t); },
-          (e) => { if (ctx === cur) patch('topics', `<p class="bad">${esc(e.message)}</p>`); });
-      }
       const doc = await api(`jobs/${enc(j)}`);
       jobPage.render(ctx, doc);
+      /* the broker's offsets: every 5 s while the job runs, at once when its state changes
+       * (so a finished job shows its final offsets), then every 30 s */
+      const now = Date.now(), ended = !['running', 'submitted'].includes(doc.state);
+      if (!ctx.st.topicsAt || ctx.st.topicsState !== doc.state || now - ctx.st.topicsAt > (ended ? 30000 : 5000)) {
+        ctx.st.topicsAt = now;
+        ctx.st.topicsState = doc.state;
+        api(`jobs/${enc(j)}/topics`).then((t) => { if (ctx === cur) jobPage.topics(ctx, t, now); },
+          (e) => { if (ctx === cur) patch('topics', `<p class="bad">${esc(e.message)}</p>`); });
+      }
     },
     render(ctx, d) {
       const j = ctx.params.job, stages = d.stages || [];
@@ -376,31 +398,66 @@
         : emptyRow(STAGE_COLS.length, 'No stages.'));
       patch('spec', esc(JSON.stringify(d.spec, null, 2)));
     },
-    topics(ctx, t) {
+    topics(ctx, t, at) {
       const items = (t && t.topics) || [];
-      patch('topics', `<p>Brokers: <code>${esc(t.brokers)}</code></p>` + '<div class="table-wrap"><table class="grid" id="topics-table"><caption class="sr-only">Topics</caption><thead>' +
-        th(['Topic', 'Kind', 'Stage', 'Partitions', 'Records', 'Read it with kcat']) + '</thead><tbody>' +
-        (items.length ? items.map((x) => `<tr><th scope="row" class="mono">${esc(x.name)}</th><td>${esc(x.kind)}</td><td>${esc(x.stage || '')}</td>` +
-          `<td>${fmtNum(x.partitions)}</td><td>${fmtNum(x.records)}</td><td class="cmd"><code>${esc(x.kcat)}</code> ` +
+      const ends = (x) => {
+        const e = x.end_offsets || [];
+        const txt = e.map((v) => (isNum(v) ? nf.format(v) : '?')).join(', ');
+        return e.length > 8 ? `<span title="${esc(txt)}">${esc(e.slice(0, 8).map((v) => (isNum(v) ? nf.format(v) : '?')).join(', '))}, …</span>` : esc(txt) || dash;
+      };
+      patch('topics', `<p>Brokers: <code>${esc(t.brokers)}</code> · offsets read at ${esc(clock(at))} (records count offsets: data, end-of-stream markers and transaction markers)</p>` +
+        '<div class="table-wrap"><table class="grid" id="topics-table"><caption class="sr-only">Topics</caption><thead>' +
+        th(['Topic', 'Kind', 'Stage', 'Partitions', 'Records', 'End offsets', 'Read it with kcat']) + '</thead><tbody>' +
+        (items.length ? items.map((x) => `<tr data-topic="${esc(x.name)}"><th scope="row" class="mono">${esc(x.name)}</th><td>${esc(x.kind)}</td><td>${esc(x.stage || '')}</td>` +
+          `<td>${fmtNum(x.partitions)}</td><td class="records">${fmtNum(x.records)}${x.note ? `<div class="muted note">${esc(x.note)}</div>` : ''}</td><td class="ends">${ends(x)}</td><td class="cmd"><code>${esc(x.kcat)}</code> ` +
           `<button type="button" class="btn small" data-click="copy" data-text="${esc(x.kcat)}" aria-label="Copy the kcat command for ${esc(x.name)}">Copy</button>` +
-          (x.error ? `<div class="bad">${esc(x.error)}</div>` : '') + '</td></tr>').join('') : emptyRow(6, 'No topics.')) + '</tbody></table></div>');
+          (x.error ? `<div class="bad">${esc(x.error)}</div>` : '') + '</td></tr>').join('') : emptyRow(7, 'No topics.')) + '</tbody></table></div>');
     },
   };
 
   /* ---- charts ---------------------------------------------------------------------------- */
-  function chart(points, key, label) {
-    const W = 560, H = 170, L = 64, B = 24, T = 10, R = 12;
-    if (points.length < 2) return `<p class="muted">${esc(label)}: collecting samples…</p>`;
-    const t0 = points[0].t, t1 = points[points.length - 1].t, span = Math.max(1, t1 - t0);
-    const max = Math.max(1, ...points.map((p) => p[key] || 0));
-    const xy = points.map((p) => `${(L + ((p.t - t0) / span) * (W - L - R)).toFixed(1)},${(T + (1 - (p[key] || 0) / max) * (H - T - B)).toFixed(1)}`);
-    return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)} over the last ${Math.round(span / 1000)} s">` +
-      `<title>${esc(label)}</title><line class="axis" x1="${L}" y1="${T}" x2="${L}" y2="${H - B}"/><line class="axis" x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}"/>` +
-      `<text class="tick" x="${L - 6}" y="${T + 8}" text-anchor="end">${esc(nf.format(Math.round(max)))}</text>` +
+  const clock = (ms) => new Date(ms).toLocaleTimeString();
+  /*
+   * A time chart of series `sr` ({since, until, step, points: [{t (ms), …}]}): one line per
+   * entry of `lines` ([key, label, css class]); a gap of more than three steps breaks a line.
+   */
+  function chart(sr, lines, title, id) {
+    const W = 560, H = 180, L = 64, B = 24, T = 24, R = 12;
+    const pts = (sr && sr.points) || [];
+    if (!pts.length) return `<p class="muted">${esc(title)}: no metric samples in this window yet (each instance reports every few seconds).</p>`;
+    const t0 = sr.since * 1000, t1 = Math.max(sr.until * 1000, t0 + 1000), gap = 3 * sr.step * 1000;
+    const max = Math.max(1, ...pts.map((p) => Math.max(...lines.map((l) => p[l[0]] || 0))));
+    const X = (t) => (L + ((t - t0) / (t1 - t0)) * (W - L - R)).toFixed(1);
+    const Y = (v) => (T + (1 - (v || 0) / max) * (H - T - B)).toFixed(1);
+    const last = pts[pts.length - 1];
+    let out = `<svg class="chart" id="${id}-svg" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)} from ${esc(clock(t0))} to ${esc(clock(t1))}">` +
+      `<title>${esc(title)}</title><line class="axis" x1="${L}" y1="${T}" x2="${L}" y2="${H - B}"/><line class="axis" x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}"/>` +
+      `<line class="grid" x1="${L}" y1="${Y(max / 2)}" x2="${W - R}" y2="${Y(max / 2)}"/>` +
+      `<text class="tick" x="${L - 6}" y="${T + 4}" text-anchor="end">${esc(nf.format(Math.round(max)))}</text>` +
       `<text class="tick" x="${L - 6}" y="${H - B}" text-anchor="end">0</text>` +
-      `<text class="tick" x="${L}" y="${H - 6}">-${Math.round(span / 1000)} s</text><text class="tick" x="${W - R}" y="${H - 6}" text-anchor="end">now</text>` +
-      `<text class="tick label" x="${(W + L) / 2}" y="${T + 8}" text-anchor="middle">${esc(label)}</text>` +
-      `<polyline class="line" points="${xy.join(' ')}"/></svg>`;
+      `<text class="tick" x="${L}" y="${H - 6}">${esc(clock(t0))}</text><text class="tick" x="${W - R}" y="${H - 6}" text-anchor="end">${esc(clock(t1))}</text>` +
+      `<text class="tick label" x="${L}" y="${T - 10}">${esc(title)}</text>`;
+    let lx = W - R;
+    for (const [key, label, c] of lines.slice().reverse()) {
+      const txt = `${label} ${isNum(last[key]) ? (last[key] >= 100 ? nf.format(Math.round(last[key])) : last[key].toFixed(1)) : '–'}`;
+      out += `<text class="tick legend ${c}" x="${lx}" y="${T - 10}" text-anchor="end">■ ${esc(txt)}</text>`;
+      lx -= txt.length * 6.5 + 24;
+    }
+    for (const [key, , c] of lines) {
+      let seg = [], prev = null;
+      const flush = () => {
+        if (seg.length === 1) out += `<circle class="dot ${c}" cx="${seg[0].split(',')[0]}" cy="${seg[0].split(',')[1]}" r="2.5"/>`;
+        else if (seg.length) out += `<polyline class="line ${c}" points="${seg.join(' ')}"/>`;
+        seg = [];
+      };
+      for (const p of pts) {
+        if (prev !== null && p.t - prev > gap) flush();
+        seg.push(`${X(p.t)},${Y(p[key])}`);
+        prev = p.t;
+      }
+      flush();
+    }
+    return out + '</svg>';
   }
 
   /* ---- stage ----------------------------------------------------------------------------- */
@@ -413,7 +470,7 @@
       return crumbs([`<a href="${jobHref(job)}">${esc(job)}</a>`, `<span>${esc(stage)}</span>`]) +
         `<div class="head"><h1>Stage <span class="mono">${esc(stage)}</span></h1><span id="stage-state"></span></div>` +
         '<div id="stage-facts" class="facts"></div>' +
-        '<section><h2>Throughput and lag</h2><div class="charts"><div id="chart-rps"></div><div id="chart-lag"></div></div></section>' +
+        '<section><h2>Throughput and lag</h2><div class="charts"><div id="chart-rps"></div><div id="chart-lag"></div><div id="chart-inst"></div></div></section>' +
         '<section><h2>Instances</h2>' + table('instances', INST_COLS, 'Instances') + '</section>' +
         '<section><h2>Partitions</h2><div id="skew"></div>' + table('partitions', PART_COLS, 'Partitions') + '<div class="pager" id="parts-pager"></div></section>';
     },
@@ -424,14 +481,24 @@
     async refresh(ctx) {
       const { job, stage } = ctx.params;
       const s = await api(`jobs/${enc(job)}/stages/${enc(stage)}`);
-      const key = job + '\u0000' + stage;
-      const h = history.get(key) || [];
-      const lag = s.lag_detail && isNum(s.lag_detail.total_lag) ? s.lag_detail.total_lag : s.lag;
-      h.push({ t: Date.now(), rps: isNum(s.rows_per_s) ? s.rows_per_s : 0, lag: isNum(lag) ? lag : 0 });
-      while (h.length > HISTORY) h.shift();
-      history.set(key, h);
       ctx.st.s = s;
-      ctx.st.h = h;
+      /* the series window: from the stage's start (at most SERIES_WINDOW back) to now, or to
+       * just after its end; since is aligned on the step so buckets stay put between updates */
+      const now = Date.now() / 1000, sr = ctx.st.sr;
+      const start = s.started_at ? Date.parse(s.started_at) / 1000 : now - 900;
+      const end = s.finished_at ? Date.parse(s.finished_at) / 1000 + 15 : null;
+      const done = end !== null && end < now;
+      if (!sr || (!(done && sr.done) && now - ctx.st.srAt >= 4)) {
+        const until = Math.ceil(done ? end : now) + 1;
+        const from = Math.max(start - 10, until - SERIES_WINDOW);
+        const step = Math.max(SERIES_MIN_STEP, Math.ceil((until - from) / SERIES_POINTS));
+        const since = Math.floor(Math.min(from, until - 6 * step) / step) * step;
+        const d = await api(`jobs/${enc(job)}/stages/${enc(stage)}/metrics?since=${since}&until=${until}&step=${step}`);
+        (d.points || []).forEach((p) => { p.t = Date.parse(p.ts); });
+        d.done = done;
+        ctx.st.sr = d;
+        ctx.st.srAt = now;
+      }
       stagePage.render(ctx);
     },
     render(ctx) {
@@ -446,8 +513,9 @@
         `<dt>Splits</dt><dd>${fmtNum(s.splits_done)} / ${isNum(s.planned_splits) && s.planned_splits >= 0 ? fmtNum(s.planned_splits) : '?'}</dd>` +
         `<dt>Errors</dt><dd>${fmtNum(s.errors)}, dead letters ${fmtNum(s.dead_letters)}</dd>` +
         `<dt>Upstream</dt><dd>${(s.upstream || []).map((u) => `<a href="${stageHref(job, u)}">${esc(u)}</a>`).join(', ') || dash}</dd></dl>`));
-      patch('chart-rps', chart(ctx.st.h, 'rps', 'Rows per second'));
-      patch('chart-lag', chart(ctx.st.h, 'lag', 'Input lag (records)'));
+      patch('chart-rps', chart(ctx.st.sr, [['rows_per_s_in', 'in', 'c-in'], ['rows_per_s_out', 'out', 'c-out']], 'Rows per second', 'chart-rps'));
+      patch('chart-lag', chart(ctx.st.sr, [['lag', 'records', 'c-lag']], 'Input lag', 'chart-lag'));
+      patch('chart-inst', chart(ctx.st.sr, [['instances', 'now', 'c-inst']], 'Instances reporting', 'chart-inst'));
       const insts = s.instances || [];
       patch('instances-body', insts.length ? insts.map((i) => {
         const m = i.last_metrics || {};
@@ -636,29 +704,60 @@
   /* ---- configuration --------------------------------------------------------------------- */
   const configPage = {
     title: () => 'Configuration',
-    mount: () => '<h1>Configuration</h1><section><h2>This browser</h2><form class="settings" data-submit="saveToken">' +
+    mount: () => '<h1>Configuration</h1><div id="cfg-auth" role="alert"></div><section><h2>This browser</h2><form class="settings" data-submit="saveToken">' +
       '<label>Theme <select id="cfg-theme" data-change="setTheme"><option value="system">as the system</option><option value="light">light</option><option value="dark">dark</option></select></label>' +
       '<label>Refresh every <select id="cfg-interval" data-change="setInterval"><option value="1000">1 s</option><option value="2000">2 s</option><option value="3000">3 s</option></select></label>' +
-      '<label>API token <input type="password" id="cfg-token" autocomplete="off"></label><button type="submit" class="btn">Save token</button></form></section>' +
+      '<label>API token <input type="password" id="cfg-token" autocomplete="off" spellcheck="false" aria-describedby="cfg-token-help"></label>' +
+      '<button type="submit" class="btn" id="cfg-token-save">Save token</button><button type="button" class="btn" id="cfg-token-clear" data-click="clearToken">Forget token</button>' +
+      '<p id="cfg-token-help" class="muted">The bearer token of a coordinator started with <code>auth.token</code>. It is kept for this browser tab only (session storage) and sent with every API call.</p></form></section>' +
       '<section><h2>Coordinator</h2><div id="cfg-server" class="facts"></div></section><section><h2>API</h2>' +
       table('endpoints', ['Method', 'Path', 'Summary'], 'API endpoints') + '</section>',
     init(ctx) {
       $('cfg-token').value = cfg.token;
       configPage.render(ctx);
+      const why = ctx.query.get('auth');
+      if (AUTH_MSG[why]) configPage.auth(why);
+      const back = () => {
+        const from = ctx.query.get('from') || '';
+        if (from.startsWith('#/') && !from.startsWith('#/config')) location.hash = from;
+        else tick(ctx);
+      };
       ctx.actions.setTheme = (el) => { cfg.theme = el.value; store.setItem('nurion.theme', cfg.theme); applyTheme(); };
       ctx.actions.setInterval = (el) => { cfg.interval = Number(el.value); store.setItem('nurion.interval', el.value); };
-      ctx.actions.saveToken = () => { cfg.token = $('cfg-token').value.trim(); store.setItem('nurion.token', cfg.token); setStatus('Token saved', false); };
+      ctx.actions.saveToken = () => {
+        cfg.token = $('cfg-token').value.trim();
+        if (cfg.token) session.setItem('nurion.token', cfg.token); else session.removeItem('nurion.token');
+        patch('cfg-auth', '');
+        setStatus(cfg.token ? 'Token saved for this session' : 'No token set', false);
+        back();
+      };
+      ctx.actions.clearToken = () => {
+        cfg.token = '';
+        $('cfg-token').value = '';
+        session.removeItem('nurion.token');
+        patch('cfg-auth', '');
+        setStatus('Token forgotten', false);
+        tick(ctx);
+      };
+    },
+    auth(why) {
+      patch('cfg-auth', `<p class="notice bad" data-auth="${esc(why)}">${esc(AUTH_MSG[why] || '')}</p>`);
+      const el = $('cfg-token');
+      if (el) el.focus();
     },
     render() {
       $('cfg-theme').value = cfg.theme;
       $('cfg-interval').value = String(cfg.interval);
     },
     async refresh() {
-      const [health, ready, doc] = await Promise.all([api('/healthz').catch((e) => ({ error: e.message })),
-        api('/readyz').catch((e) => ({ status: 'not ready', error: e.message })), api('/api/v1/openapi.json')]);
+      const [health, ready, doc, access] = await Promise.all([api('/healthz').catch((e) => ({ error: e.message })),
+        api('/readyz').catch((e) => ({ status: 'not ready', error: e.message })), api('/api/v1/openapi.json'),
+        api('jobs?limit=1', { quiet: true }).then(() => (cfg.token ? 'token accepted' : 'open (no token needed)'),
+          (e) => (e.status === 401 ? (cfg.token ? 'token refused' : 'token required') : e.message))]);
       const checks = (ready && ready.checks) || {};
       patch('cfg-server', pairs(`<dl><dt>Health</dt><dd>${badge(health.status || 'down')}</dd><dt>Readiness</dt><dd>${badge(ready.status)}</dd>` +
         Object.keys(checks).map((k) => `<dt>${esc(k)}</dt><dd>${esc(checks[k])}</dd>`).join('') +
+        `<dt>API access</dt><dd id="cfg-access">${esc(access)}</dd>` +
         `<dt>API</dt><dd>${esc((doc.info || {}).title)} ${esc((doc.info || {}).version)}</dd><dt>Page served from</dt><dd>${esc(location.origin)}</dd></dl>`));
       const rows = [];
       for (const [p, ops] of Object.entries(doc.paths || {}))
