@@ -14,6 +14,12 @@
     X(run, "run a job locally, one process per stage instance")            \
     X(stage, "run one instance of one stage of a job")                     \
     X(version, "print the version of nurion and its libraries")            \
+    X(submit, "send a job spec to the coordinator (--wait follows it)")    \
+    X(jobs, "list the coordinator's jobs")                                 \
+    X(status, "show a job and the progress of its stages")                 \
+    X(cancel, "cancel a running job")                                      \
+    X(lineage, "show the ancestors or descendants of a split")             \
+    X(topics, "list a job's topics with kcat commands to read them")       \
     X(validate, "check a job spec and list every problem")
 
 #define NU_CLI_CMD_DECL_(name, summary) int nu_cli_cmd_##name(int argc, char **argv);
