@@ -25,8 +25,9 @@ static pthread_once_t nu_media_once = PTHREAD_ONCE_INIT;
 static void nu_media_add(void)
 {
     const struct nu_operator *ops[] = {
-        &nu_op_video_probe, &nu_op_scene_detect,   &nu_op_video_slice,     &nu_op_keep_every_n,
-        &nu_op_hash,        &nu_op_image_metadata, &nu_op_image_thumbnail, &nu_op_image_phash};
+        &nu_op_video_probe,     &nu_op_scene_detect, &nu_op_video_slice,
+        &nu_op_keep_every_n,    &nu_op_hash,         &nu_op_image_metadata,
+        &nu_op_image_thumbnail, &nu_op_image_phash,  &nu_op_http_fetch};
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         struct nu_errbuf eb;
         nu_errbuf_clear(&eb);

@@ -23,6 +23,7 @@ extern const struct nu_operator nu_op_hash;
 extern const struct nu_operator nu_op_image_metadata;
 extern const struct nu_operator nu_op_image_thumbnail;
 extern const struct nu_operator nu_op_image_phash;
+extern const struct nu_operator nu_op_http_fetch;
 
 /* Add the media operators to the operator registry (idempotent; process lifetime). */
 void nu_media_register(void);
