@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "operators/registry.h"
+#include "stage/planner.h"
 #include "stage/stage.h"
 
 #include <getopt.h>
@@ -86,7 +87,10 @@ static void nu_stage_usage(FILE *out)
         "  --brokers LIST    bootstrap servers (default: $NURION_BROKERS)\n"
         "  --config FILE     settings as `key = value` lines\n"
         "  --set KEY=VALUE   one setting; `kafka.*` keys go to librdkafka as they are\n"
-        "  --print-config    print the effective settings and exit\n\n"
+        "  --print-config    print the effective settings and exit\n"
+        "  --plan            be the continuous planner of unbounded source ID instead of an\n"
+        "                    instance; SIGTERM ends the plan (the job drains and ends)\n"
+        "  --end-plan        plan what is stable now, end the plan and exit\n\n"
         "exit status: 0 stage complete or stopped, 1 failed (may be restarted),\n"
         "             2 bad usage or invalid job, 3 failed in a way a restart cannot fix\n\n");
     nu_conf_doc_markdown(nu_stage_conf, NU_STAGE_NCONF, "settings", out);
@@ -107,13 +111,15 @@ int nu_cli_cmd_stage(int argc, char **argv)
                                              {"set", required_argument, NULL, 'S'},
                                              {"print-config", no_argument, NULL, 'P'},
                                              {"instance-from-pod-name", no_argument, NULL, 'O'},
+                                             {"plan", no_argument, NULL, 'L'},
+                                             {"end-plan", no_argument, NULL, 'E'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *job_path = NULL, *stage_id = NULL, *config_path = NULL;
     char **sets = nu_xcalloc((size_t)argc + 1, sizeof(char *));
     size_t nsets = 0;
     long instance = 0;
-    bool print_config = false, from_pod = false;
+    bool print_config = false, from_pod = false, plan = false;
     nu_stage_monitor_t *mon = NULL;
     nu_stage_http_t *http = NULL;
     int rc = NU_EXIT_FAIL, opt;
@@ -157,6 +163,13 @@ int nu_cli_cmd_stage(int argc, char **argv)
             break;
         case 'O':
             from_pod = true;
+            break;
+        case 'L':
+            plan = true;
+            break;
+        case 'E':
+            plan = true;
+            nu_stage_stop = 1; /* one pass, then the eos markers */
             break;
         case 'h':
             nu_stage_usage(stdout);
@@ -274,8 +287,25 @@ int nu_cli_cmd_stage(int argc, char **argv)
                nu_cli_stage_http_port(http));
     }
 
+    nu_err_t err;
+    if (plan) {
+        if (!nu_plan_stage_unbounded(job, idx)) {
+            fprintf(stderr, "nurion stage: --plan: stage \"%s\" is not an unbounded source\n",
+                    stage_id);
+            rc = NU_EXIT_USAGE;
+        } else if ((err = nu_plan_tail(job, idx, o.brokers, props, o.nprops, &nu_stage_stop, NULL,
+                                       NULL, &eb)) != NU_OK) {
+            nu_log(NU_LOG_ERROR, "plan", "planner failed: %s\tcode=%s", nu_err_msg(&eb),
+                   nu_err_name(err));
+            /* fenced: another planner of the source runs; a restart would fence it back */
+            rc = err == NU_ERR_FENCED || err == NU_ERR_CONFIG ? NU_EXIT_NO_RESTART : NU_EXIT_FAIL;
+        } else {
+            rc = NU_EXIT_OK;
+        }
+        goto out;
+    }
     struct nu_stage_stats stats;
-    nu_err_t err = nu_stage_run(job, idx, &o, &nu_stage_stop, &stats, &eb);
+    err = nu_stage_run(job, idx, &o, &nu_stage_stop, &stats, &eb);
     if (err) {
         nu_log(NU_LOG_ERROR, "stage", "stage instance failed: %s\tcode=%s", nu_err_msg(&eb),
                nu_err_name(err));

@@ -103,6 +103,23 @@ nu_err_t nu_codec_decode_cached(nu_codec_cache_t *c, nu_format_t f, const void *
                                 const char *hint, size_t hint_len, struct nu_batch **out,
                                 struct nu_errbuf *eb);
 
+/*
+ * Decode one Avro binary datum (no object container, no framing) written with the record schema
+ * `schema` (Avro schema JSON of length schema_len: the writer schema) into a new batch of one row
+ * (*out, owned; NULL on error). All of `data` must be the datum: missing or trailing bytes are
+ * NU_ERR_CORRUPT. Other errors as nu_codec_decode. The optional cache keeps the compiled schema.
+ */
+nu_err_t nu_codec_decode_avro_datum(nu_codec_cache_t *c, const char *schema, size_t schema_len,
+                                    const void *data, size_t len, struct nu_batch **out,
+                                    struct nu_errbuf *eb);
+
+/*
+ * Append row `row` of `b` to `out` as one Avro binary datum (no container) of the writer schema
+ * nu_schema_to_avro_json(b->schema). Errors as nu_codec_encode; on error `out` is as it was.
+ */
+nu_err_t nu_codec_encode_avro_datum(const struct nu_batch *b, size_t row, struct nu_buf *out,
+                                    struct nu_errbuf *eb);
+
 /* Check a schema is encodable: column count, names present, unique and within NU_MAX_NAME_LEN,
  * item types present, nesting within NU_MAX_NESTING. NU_ERR_SCHEMA otherwise. */
 nu_err_t nu_codec_check_schema(const struct nu_schema *s, struct nu_errbuf *eb);

@@ -606,3 +606,74 @@ out:
         nu_cschema_free(cs);
     return err;
 }
+
+nu_err_t nu_codec_decode_avro_datum(nu_codec_cache_t *c, const char *schema, size_t schema_len,
+                                    const void *data, size_t len, struct nu_batch **out,
+                                    struct nu_errbuf *eb)
+{
+    nu_err_t err = NU_OK;
+    struct nu_cschema *cs = NULL;
+    bool owned = false;
+    struct nu_avro_dec d = {.eb = eb};
+
+    *out = NULL;
+    if (len > NU_CODEC_MAX_VALUE_BYTES) {
+        err = nu_err_set(eb, NU_ERR_TOO_LARGE, "value of %zu bytes is over the limit of %u", len,
+                         NU_CODEC_MAX_VALUE_BYTES);
+        goto out;
+    }
+    if ((err = nu_codec_cschema_text(c, NU_CS_AVRO, schema, schema_len, &cs, &owned, eb)) != NU_OK)
+        goto out;
+    if (len < cs->min_row_width) {
+        err = nu_err_set(eb, NU_ERR_CORRUPT,
+                         "corrupt Avro value: datum of %zu bytes is shorter than the %zu bytes "
+                         "one record takes at least",
+                         len, cs->min_row_width);
+        goto out;
+    }
+    d.b = nu_batch_new(cs->schema, 1);
+    /* row data lives in the batch: strings are views into this copy */
+    unsigned char *copy = nu_batch_alloc(d.b, len ? len : 1);
+    if (len)
+        memcpy(copy, data, len);
+    d.p = d.start = copy;
+    d.end = copy + len;
+    struct nu_value *row = nu_batch_add_row(d.b);
+    for (size_t k = 0; k < cs->schema->ncols; k++) {
+        d.col = cs->schema->cols[k].name;
+        if ((err = nu_avro_dec_value(&d, &cs->nodes[k], &row[k])) != NU_OK)
+            goto out;
+    }
+    if (d.p != d.end) {
+        err = nu_err_set(eb, NU_ERR_CORRUPT,
+                         "corrupt Avro value: %zu bytes after the end of the datum",
+                         (size_t)(d.end - d.p));
+        goto out;
+    }
+    *out = d.b;
+    d.b = NULL;
+out:
+    nu_batch_destroy(d.b);
+    if (owned)
+        nu_cschema_free(cs);
+    return err;
+}
+
+nu_err_t nu_codec_encode_avro_datum(const struct nu_batch *b, size_t row, struct nu_buf *out,
+                                    struct nu_errbuf *eb)
+{
+    struct nu_avro_enc e = {.o = out, .eb = eb, .row = row};
+    const struct nu_schema *s = b->schema;
+    size_t start = out->len;
+    nu_err_t err = nu_codec_check_schema(s, eb);
+
+    if (err == NU_OK && row >= b->nrows)
+        err = nu_err_set(eb, NU_ERR_INVALID, "row %zu of a batch of %zu rows", row, b->nrows);
+    for (size_t c = 0; err == NU_OK && c < s->ncols; c++) {
+        e.col = s->cols[c].name;
+        err = nu_avro_enc_value(&e, &s->cols[c], &nu_batch_row(b, row)[c]);
+    }
+    if (err != NU_OK)
+        out->len = start;
+    return err;
+}

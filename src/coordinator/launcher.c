@@ -264,6 +264,13 @@ nu_err_t nu_launcher_start(nu_launcher_t *l, const struct nu_job *job, struct nu
     sigset_t saved;
     nu_err_t err;
 
+    for (size_t s = 0; s < job->nstages; s++)
+        if (nu_plan_stage_unbounded(job, s)) {
+            err = nu_err_set(eb, NU_ERR_UNSUPPORTED,
+                             "source \"%s\" is unbounded: such jobs run with `nurion run` only",
+                             job->stages[s].id);
+            goto out;
+        }
     pthread_mutex_lock(&l->mu);
     if (nu_launcher_find(l, job->id)) {
         err = nu_err_set(eb, NU_ERR_STATE, "job \"%s\" is running already", job->id);

@@ -5,6 +5,7 @@
 #ifndef NU_STAGE_CONNECTORS_INT_H
 #define NU_STAGE_CONNECTORS_INT_H
 
+#include "common/codec.h"
 #include "common/split.h"
 #include "operators/builtin.h"
 #include "stage/connectors.h"
@@ -41,8 +42,9 @@ struct nu_kafka_range {
 size_t nu_kafka_ranges(const struct nu_kafka_range *parts, size_t n, int64_t split,
                        struct nu_kafka_range *out, size_t cap);
 
-/* Value formats of kafka_source. */
-enum { NU_KSRC_JSON = 0, NU_KSRC_AVRO, NU_KSRC_RAW };
+/* Value formats of kafka_source. NU_KSRC_AVRO_CONFLUENT: magic byte 0, a 4-byte big-endian
+ * schema id, then one Avro binary datum of the writer schema (the `hint`, Avro schema JSON). */
+enum { NU_KSRC_JSON = 0, NU_KSRC_AVRO, NU_KSRC_RAW, NU_KSRC_AVRO_CONFLUENT };
 
 /* One consumed record, as kafka_source turns it into rows (all borrowed). */
 struct nu_kafka_record {
@@ -57,13 +59,19 @@ struct nu_kafka_record {
 
 /*
  * Append the rows of record `rec` to `out`, whose schema is the value columns `vs` followed,
- * when `metadata`, by key, headers, timestamp, partition and offset. `format` is NU_KSRC_*;
- * `hint` the compact schema JSON of `vs` (json). A record that cannot be read leaves `out` as
- * it was and returns NU_ERR_CORRUPT or NU_ERR_SCHEMA with the reason in eb.
+ * when `metadata`, by key, headers, timestamp, partition and offset (and schema_id for
+ * NU_KSRC_AVRO_CONFLUENT). `format` is NU_KSRC_*; `hint` the compact schema JSON of `vs` (json)
+ * or the Avro writer schema JSON (confluent). A record that cannot be read leaves `out` as it
+ * was and returns NU_ERR_CORRUPT or NU_ERR_SCHEMA with the reason in eb.
  */
 nu_err_t nu_kafka_rows_add(struct nu_batch *out, const struct nu_schema *vs, int format,
                            const char *hint, bool metadata, const struct nu_kafka_record *rec,
                            struct nu_errbuf *eb);
+/* The same with a codec cache (borrowed, may be NULL) that keeps the compiled schema. */
+nu_err_t nu_kafka_rows_add_cached(nu_codec_cache_t *cache, struct nu_batch *out,
+                                  const struct nu_schema *vs, int format, const char *hint,
+                                  bool metadata, const struct nu_kafka_record *rec,
+                                  struct nu_errbuf *eb);
 
 /* Is s[0..len) valid UTF-8? */
 bool nu_conn_utf8_valid(const char *s, size_t len);

@@ -2,13 +2,17 @@
  * op_kafka_sink.c — the `kafka_sink` sink: one Kafka record per row.
  *
  * Config {"topic": "t", "key": "column" (optional), "format": "json" | "avro" | "raw",
+ * "framing": "none" | "confluent" (avro), "schema_id": N (confluent, required),
  * "headers": {"header name": "column"} (optional, at most 8), "partitions": N (optional: create
  * the topic at open() when missing), "brokers": "host:port,…" and "kafka": {librdkafka
  * properties} (optional: the topic lives on another cluster)}.
  *
  * Values: json — one JSON object per record (as a line of the codec's JSON Lines, without the
  * newline); avro — an Avro object container holding the one row, with the writer schema
- * embedded, so every record is self-describing; raw — the bytes of the string or bytes column
+ * embedded, so every record is self-describing; avro with "framing": "confluent" — magic byte 0,
+ * schema_id as 4 bytes big-endian, then the row as one Avro binary datum of the writer schema
+ * nu_schema_to_avro_json(input schema) (registering that schema under the id is the user's
+ * part); raw — the bytes of the string or bytes column
  * "value" (a null value is a tombstone). Keys and header values: strings and bytes as they are,
  * other types as their JSON text; a null key or header is left out.
  *
@@ -40,6 +44,8 @@ enum { NU_KSINK_JSON = 0, NU_KSINK_AVRO, NU_KSINK_RAW };
 struct nu_ksink {
     char *topic, *key, *brokers;
     int format;
+    bool confluent;
+    uint32_t schema_id;
     long long partitions;
     char *hnames[NU_KSINK_MAX_HEADERS], *hcols[NU_KSINK_MAX_HEADERS];
     size_t nheaders;
@@ -52,8 +58,9 @@ struct nu_ksink {
     struct nu_buf enc, kbuf, hbuf[NU_KSINK_MAX_HEADERS];
 };
 
-static const char *const nu_ksink_fields[] = {"topic",      "key",     "format", "headers",
-                                              "partitions", "brokers", "kafka"};
+static const char *const nu_ksink_fields[] = {
+    "topic", "key", "format", "headers", "partitions", "brokers", "kafka", "framing", "schema_id"};
+static const char *const nu_ksink_framings[] = {"none", "confluent"};
 static const char *const nu_ksink_formats[] = {"json", "avro", "raw"};
 
 static void nu_ksink_validate(const json_t *config, const char *path, struct nu_problems *p)
@@ -67,11 +74,28 @@ static void nu_ksink_validate(const json_t *config, const char *path, struct nu_
     nu_builtin_path_init(&jp, path);
     if (!nu_builtin_expect_object(config, &jp, p))
         return;
-    nu_json_check_fields(config, nu_ksink_fields, 7, &jp, p);
+    nu_json_check_fields(config, nu_ksink_fields, 9, &jp, p);
     nu_conn_get_string(config, "topic", true, &jp, p, &s);
     nu_conn_get_string(config, "key", false, &jp, p, &s);
     nu_conn_get_string(config, "brokers", false, &jp, p, &s);
-    nu_conn_get_enum(config, "format", nu_ksink_formats, 3, &jp, p, &f);
+    bool fmt_ok = nu_conn_get_enum(config, "format", nu_ksink_formats, 3, &jp, p, &f);
+    int fr = 0;
+    if (nu_conn_get_enum(config, "framing", nu_ksink_framings, 2, &jp, p, &fr) && fr == 1) {
+        size_t mark = nu_json_path_push_key(&jp, "framing");
+        if (fmt_ok && f != NU_KSINK_AVRO)
+            nu_problems_add(p, jp.buf, "\"framing\": \"confluent\" needs \"format\": \"avro\"");
+        if (!json_object_get(config, "schema_id"))
+            nu_problems_add(p, jp.buf,
+                            "\"framing\": \"confluent\" needs \"schema_id\" (the id the writer "
+                            "schema is registered under)");
+        nu_json_path_pop(&jp, mark);
+    }
+    nu_builtin_get_int(config, "schema_id", 0, 2147483647LL, false, 0, &jp, p, &n);
+    if (fr != 1 && json_object_get(config, "schema_id")) {
+        size_t mark = nu_json_path_push_key(&jp, "schema_id");
+        nu_problems_add(p, jp.buf, "\"schema_id\" is only used with \"framing\": \"confluent\"");
+        nu_json_path_pop(&jp, mark);
+    }
     nu_builtin_get_int(config, "partitions", 1, NU_KSINK_MAX_PARTITIONS, false, 0, &jp, p, &n);
     nu_conn_check_string_map(config, "kafka", &jp, p);
     if (json_object_size(json_object_get(config, "kafka")) > NU_KSINK_MAX_PROPS)
@@ -164,6 +188,9 @@ static nu_err_t nu_ksink_open(const struct nu_op_open_args *args, void **state,
         k->key = nu_xstrdup(json_string_value(v));
     if ((v = json_object_get(cfg, "format")))
         nu_conn_get_enum(cfg, "format", nu_ksink_formats, 3, NULL, NULL, &k->format);
+    v = json_object_get(cfg, "framing");
+    k->confluent = json_is_string(v) && strcmp(json_string_value(v), "confluent") == 0;
+    k->schema_id = (uint32_t)json_integer_value(json_object_get(cfg, "schema_id"));
     json_object_foreach((json_t *)json_object_get(cfg, "headers"), name, v)
     {
         k->hnames[k->nheaders] = nu_xstrdup(name);
@@ -327,6 +354,15 @@ static nu_err_t nu_ksink_process(void *state, const struct nu_op_batch_ctx *ctx,
             val = line;
             len = (size_t)(nl - line);
             line = nl + 1;
+        } else if (k->format == NU_KSINK_AVRO && k->confluent) {
+            unsigned char hdr[5] = {
+                0, (unsigned char)(k->schema_id >> 24), (unsigned char)(k->schema_id >> 16),
+                (unsigned char)(k->schema_id >> 8), (unsigned char)k->schema_id};
+            nu_buf_reset(&k->enc);
+            nu_buf_append(&k->enc, hdr, sizeof(hdr));
+            rc = nu_codec_encode_avro_datum(in, r, &k->enc, eb);
+            val = k->enc.data;
+            len = k->enc.len;
         } else if (k->format == NU_KSINK_AVRO) {
             co.format = NU_FORMAT_AVRO;
             nu_batch_destroy(one);

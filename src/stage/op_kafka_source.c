@@ -5,8 +5,9 @@
  * environment variable NURION_BROKERS, which `nurion run` and `nurion stage` users set),
  * "kafka": {librdkafka properties, e.g. for another cluster}, "start": "earliest" | "latest" |
  * {"timestamp": ms} | {"offsets": {"0": 10, …}} (partitions not named start at the earliest
- * offset), "mode": "finite", "format": "json" | "avro" | "raw", "schema": the value columns
- * (json and avro; a compact schema array [["id","int64"], …] or an Avro record schema),
+ * offset), "mode": "finite" | "unbounded", "plan_interval_ms": N (unbounded; default 500),
+ * "format": "json" | "avro" | "raw", "framing": "none" | "confluent" (avro), "schema": the value
+ * columns (json and avro; a compact schema array [["id","int64"], …] or an Avro record schema),
  * "split_records": N (default 1000), "metadata": true}.
  *
  * plan() reads the partitions and their offsets once — start as configured, end at the high
@@ -18,14 +19,18 @@
  * commits, read_committed) and emits one batch per range with the value columns, then (unless
  * "metadata" is false) key (string), headers (map of strings), timestamp (ms), partition and
  * offset. json: each record value is JSON (one object, or JSON Lines) read with the schema;
- * avro: each value is an Avro object container, columns matched by name; raw: a bytes column
- * "value" (null for a tombstone). A range always gives the same rows (the records below the
- * stable offset are fixed), so retries and replays are safe. A record that cannot be read
- * (bad JSON or Avro, a column of the wrong type, a key or header that is not UTF-8) is
- * dead-lettered with ctx->reject, its raw value kept.
+ * avro: each value is an Avro object container, columns matched by name; avro with "framing":
+ * "confluent": magic byte 0, a 4-byte big-endian schema id, one Avro binary datum decoded with
+ * "schema" (the writer schema, which must be an Avro record schema; the id goes to the metadata
+ * column schema_id); raw: a bytes column "value" (null for a tombstone). A range always gives
+ * the same rows (the records below the stable offset are fixed), so retries and replays are
+ * safe. A record that cannot be read (bad JSON or Avro, bad framing, a column of the wrong type,
+ * a key or header that is not UTF-8) is dead-lettered with ctx->reject, its raw value kept.
  *
- * "mode": "unbounded" is refused by validate(): the runtime hands a source's batches over only
- * when process() returns, so a never-ending range cannot be expressed yet.
+ * "mode": "unbounded" keeps process() finite: the planner calls plan() again and again (see
+ * planner.h, nu_plan_tail), each time with "start" set to {"offsets": where the plan ends}. The
+ * first pass (start not given as offsets) also emits an empty range for each empty partition,
+ * so where "latest" or a timestamp put the start is recorded in the plan itself.
  */
 #include "stage/connectors_int.h"
 
@@ -38,17 +43,21 @@
 #include <string.h>
 #include <time.h>
 
-#define NU_KSRC_MAX_SPLIT  1000000LL
-#define NU_KSRC_MAX_PARTS  100000
-#define NU_KSRC_MAX_PROPS  64
-#define NU_KSRC_TIMEOUT_MS 30000
-#define NU_KSRC_NMETA      5
+#define NU_KSRC_MAX_SPLIT       1000000LL
+#define NU_KSRC_MAX_PARTS       100000
+#define NU_KSRC_MAX_PROPS       64
+#define NU_KSRC_TIMEOUT_MS      30000
+#define NU_KSRC_NMETA           5
+#define NU_KSRC_MAX_INTERVAL_MS 600000
 
 enum { NU_KSRC_EARLIEST = 0, NU_KSRC_LATEST, NU_KSRC_TIMESTAMP, NU_KSRC_OFFSETS };
 
 static const char *const nu_ksrc_fields[] = {
-    "topic", "brokers", "kafka", "start", "mode", "format", "schema", "split_records", "metadata"};
+    "topic",    "brokers", "kafka",         "start",           "mode", "format", "schema",
+    "metadata", "framing", "split_records", "plan_interval_ms"};
+#define NU_KSRC_NFIELDS (sizeof(nu_ksrc_fields) / sizeof(nu_ksrc_fields[0]))
 static const char *const nu_ksrc_formats[] = {"json", "avro", "raw"};
+static const char *const nu_ksrc_framings[] = {"none", "confluent"};
 static const char *const nu_ksrc_meta[NU_KSRC_NMETA] = {"key", "headers", "timestamp", "partition",
                                                         "offset"};
 
@@ -60,13 +69,22 @@ struct nu_ksrc {
     json_t *offsets; /* {"partition": offset} (owned copy) */
     long long split;
     bool metadata;
+    bool unbounded;
     struct nu_kafka_prop props[NU_KSRC_MAX_PROPS];
     size_t nprops;
     struct nu_schema *value_schema; /* json/avro value columns; NULL for raw */
-    char *hint;                     /* compact schema JSON of value_schema */
+    char *hint;                     /* json: compact schema JSON; confluent: Avro schema JSON */
+    nu_codec_cache_t *cache;        /* compiled writer schema (confluent) */
     struct nu_schema *plan_schema, *out_schema;
     rd_kafka_t *rk; /* reader, created on first use */
 };
+
+/* Does `config` ask for Confluent-framed Avro values? */
+static bool nu_ksrc_confluent(const json_t *config)
+{
+    const char *fr = json_string_value(json_object_get(config, "framing"));
+    return fr && strcmp(fr, "confluent") == 0;
+}
 
 /* The value columns of `config` into *out (owned), or NULL for raw. Errors go to eb. */
 static nu_err_t nu_ksrc_value_schema(const json_t *config, struct nu_schema **out,
@@ -86,6 +104,10 @@ static nu_err_t nu_ksrc_value_schema(const json_t *config, struct nu_schema **ou
     if (!s)
         return nu_err_set(eb, NU_ERR_CONFIG, "format \"%s\" needs \"schema\" (the value columns)",
                           fmt ? fmt : "json");
+    if (nu_ksrc_confluent(config) && !json_is_object(s))
+        return nu_err_set(eb, NU_ERR_CONFIG,
+                          "\"framing\": \"confluent\" needs \"schema\" to be the Avro record "
+                          "schema the values were written with");
     text = json_dumps(s, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text)
         return nu_err_set(eb, NU_ERR_CONFIG, "\"schema\" cannot be serialized");
@@ -108,11 +130,11 @@ static nu_err_t nu_ksrc_value_schema(const json_t *config, struct nu_schema **ou
     return rc;
 }
 
-/* The output schema: value columns, then the metadata columns. */
-static nu_err_t nu_ksrc_out_schema(const struct nu_schema *vs, bool metadata,
+/* The output schema: value columns, then the metadata columns (schema_id last, when `sid`). */
+static nu_err_t nu_ksrc_out_schema(const struct nu_schema *vs, bool metadata, bool sid,
                                    struct nu_schema **out, struct nu_errbuf *eb)
 {
-    size_t n = vs->ncols + (metadata ? NU_KSRC_NMETA : 0);
+    size_t n = vs->ncols + (metadata ? NU_KSRC_NMETA + (sid ? 1 : 0) : 0);
     struct nu_schema *s;
     struct nu_field str = {.type = NU_T_STRING, .nullable = true};
 
@@ -124,6 +146,10 @@ static nu_err_t nu_ksrc_out_schema(const struct nu_schema *vs, bool metadata,
                                   "value column \"%s\" clashes with a metadata column (set "
                                   "\"metadata\": false or rename it)",
                                   nu_ksrc_meta[i]);
+    if (metadata && sid && nu_schema_find(vs, "schema_id") >= 0)
+        return nu_err_set(eb, NU_ERR_CONFIG,
+                          "value column \"schema_id\" clashes with a metadata column (set "
+                          "\"metadata\": false or rename it)");
     s = nu_schema_new(n);
     for (size_t i = 0; i < vs->ncols; i++)
         nu_schema_set(s, i, vs->cols[i].name, vs->cols[i].type, vs->cols[i].nullable,
@@ -135,6 +161,8 @@ static nu_err_t nu_ksrc_out_schema(const struct nu_schema *vs, bool metadata,
         nu_schema_set(s, b + 2, "timestamp", NU_T_INT64, false, NULL);
         nu_schema_set(s, b + 3, "partition", NU_T_INT64, false, NULL);
         nu_schema_set(s, b + 4, "offset", NU_T_INT64, false, NULL);
+        if (sid)
+            nu_schema_set(s, b + 5, "schema_id", NU_T_INT64, false, NULL);
     }
     *out = s;
     return NU_OK;
@@ -193,21 +221,30 @@ static void nu_ksrc_validate(const json_t *config, const char *path, struct nu_p
     nu_builtin_path_init(&jp, path);
     if (!nu_builtin_expect_object(config, &jp, p))
         return;
-    nu_json_check_fields(config, nu_ksrc_fields, 9, &jp, p);
+    nu_json_check_fields(config, nu_ksrc_fields, NU_KSRC_NFIELDS, &jp, p);
     nu_conn_get_string(config, "topic", true, &jp, p, &s);
     nu_conn_get_string(config, "brokers", false, &jp, p, &s);
     nu_conn_check_string_map(config, "kafka", &jp, p);
     if (json_object_size(json_object_get(config, "kafka")) > NU_KSRC_MAX_PROPS)
         nu_problems_add(p, jp.buf, "at most %d \"kafka\" properties", NU_KSRC_MAX_PROPS);
     nu_ksrc_check_start(config, &jp, p);
-    if (nu_conn_get_enum(config, "mode", modes, 2, &jp, p, &mode) && mode == 1) {
-        size_t mark = nu_json_path_push_key(&jp, "mode");
+    nu_conn_get_enum(config, "mode", modes, 2, &jp, p, &mode);
+    nu_builtin_get_int(config, "plan_interval_ms", 10, NU_KSRC_MAX_INTERVAL_MS, false, 500, &jp, p,
+                       &n);
+    if (mode != 1 && json_object_get(config, "plan_interval_ms")) {
+        size_t mark = nu_json_path_push_key(&jp, "plan_interval_ms");
         nu_problems_add(p, jp.buf,
-                        "mode \"unbounded\" is not supported yet: a source's batches are handed "
-                        "over when its process() returns, so reading forever cannot be expressed");
+                        "\"plan_interval_ms\" is only used with \"mode\": \"unbounded\"");
         nu_json_path_pop(&jp, mark);
     }
     bool fmt_ok = nu_conn_get_enum(config, "format", nu_ksrc_formats, 3, &jp, p, &f);
+    int fr = 0;
+    if (nu_conn_get_enum(config, "framing", nu_ksrc_framings, 2, &jp, p, &fr) && fr == 1 &&
+        fmt_ok && f != NU_KSRC_AVRO) {
+        size_t mark = nu_json_path_push_key(&jp, "framing");
+        nu_problems_add(p, jp.buf, "\"framing\": \"confluent\" needs \"format\": \"avro\"");
+        nu_json_path_pop(&jp, mark);
+    }
     nu_builtin_get_int(config, "split_records", 1, NU_KSRC_MAX_SPLIT, false, 1000, &jp, p, &n);
     bool meta_ok = nu_conn_get_bool(config, "metadata", &jp, p, &meta);
     if (fmt_ok && meta_ok) {
@@ -216,7 +253,7 @@ static void nu_ksrc_validate(const json_t *config, const char *path, struct nu_p
         if (f == NU_KSRC_RAW && json_object_get(config, "schema"))
             nu_problems_add(p, jp.buf, "format \"raw\" takes no schema (the value is bytes)");
         else if (nu_ksrc_value_schema(config, &vs, &eb) != NU_OK ||
-                 nu_ksrc_out_schema(vs, meta, &os, &eb) != NU_OK)
+                 nu_ksrc_out_schema(vs, meta, nu_ksrc_confluent(config), &os, &eb) != NU_OK)
             nu_problems_add(p, jp.buf, "%s", nu_err_msg(&eb));
         nu_json_path_pop(&jp, mark);
     }
@@ -234,7 +271,8 @@ static nu_err_t nu_ksrc_schema(const json_t *config, const struct nu_schema *in,
     *out = NULL;
     rc = nu_ksrc_value_schema(config, &vs, eb);
     if (rc == NU_OK)
-        rc = nu_ksrc_out_schema(vs, !json_is_false(json_object_get(config, "metadata")), out, eb);
+        rc = nu_ksrc_out_schema(vs, !json_is_false(json_object_get(config, "metadata")),
+                                nu_ksrc_confluent(config), out, eb);
     if (rc != NU_OK && p)
         nu_problems_add(p, path, "%s", nu_err_msg(eb));
     nu_schema_unref(vs);
@@ -254,6 +292,7 @@ static void nu_ksrc_close(void *state)
     free(k->brokers);
     free(k->group);
     free(k->hint);
+    nu_codec_cache_destroy(k->cache);
     json_decref(k->offsets);
     for (size_t i = 0; i < k->nprops; i++) {
         free((char *)k->props[i].key);
@@ -291,10 +330,14 @@ static nu_err_t nu_ksrc_open(const struct nu_op_open_args *args, void **state, s
     k->group = nu_xasprintf("nurion.%s.%s.reader", args->job_id ? args->job_id : "",
                             args->stage_id ? args->stage_id : "");
     nu_conn_get_enum(cfg, "format", nu_ksrc_formats, 3, NULL, NULL, &k->format);
+    if (k->format == NU_KSRC_AVRO && nu_ksrc_confluent(cfg))
+        k->format = NU_KSRC_AVRO_CONFLUENT;
     k->split = json_object_get(cfg, "split_records")
                    ? json_integer_value(json_object_get(cfg, "split_records"))
                    : 1000;
     k->metadata = !json_is_false(json_object_get(cfg, "metadata"));
+    v = json_object_get(cfg, "mode");
+    k->unbounded = json_is_string(v) && strcmp(json_string_value(v), "unbounded") == 0;
     st = json_object_get(cfg, "start");
     if (json_is_string(st) && strcmp(json_string_value(st), "latest") == 0) {
         k->start = NU_KSRC_LATEST;
@@ -312,11 +355,17 @@ static nu_err_t nu_ksrc_open(const struct nu_op_open_args *args, void **state, s
     }
     rc = nu_ksrc_value_schema(cfg, &k->value_schema, eb);
     if (rc == NU_OK)
-        rc = nu_ksrc_out_schema(k->value_schema, k->metadata, &k->out_schema, eb);
+        rc = nu_ksrc_out_schema(k->value_schema, k->metadata, k->format == NU_KSRC_AVRO_CONFLUENT,
+                                &k->out_schema, eb);
     if (rc == NU_OK && k->format == NU_KSRC_JSON) {
         rc = nu_schema_to_json(k->value_schema, &hint, eb);
         if (rc == NU_OK)
             k->hint = nu_xstrndup((const char *)hint.data, hint.len);
+    } else if (rc == NU_OK && k->format == NU_KSRC_AVRO_CONFLUENT) {
+        k->hint = json_dumps(json_object_get(cfg, "schema"), JSON_COMPACT);
+        k->cache = nu_codec_cache_new();
+        if (!k->hint)
+            rc = nu_err_set(eb, NU_ERR_CONFIG, "kafka_source: \"schema\" cannot be serialized");
     }
     if (rc != NU_OK)
         goto out;
@@ -417,8 +466,15 @@ static nu_err_t nu_ksrc_plan(void *state, const struct nu_op_emit *out, struct n
         }
     }
     nr = nu_kafka_ranges(parts, (size_t)nparts, k->split, NULL, 0);
-    ranges = nu_xcalloc(nr ? nr : 1, sizeof(*ranges));
+    ranges = nu_xcalloc(nr + (size_t)nparts, sizeof(*ranges));
     nu_kafka_ranges(parts, (size_t)nparts, k->split, ranges, nr);
+    if (k->unbounded && k->start != NU_KSRC_OFFSETS) {
+        /* the first pass of a continuous plan: an empty range records where a partition
+         * starts, so a restarted planner goes on from there and not from a new "latest" */
+        for (int i = 0; i < nparts; i++)
+            if (parts[i].start == parts[i].end)
+                ranges[nr++] = parts[i];
+    }
     for (size_t i = 0; i < nr && rc == NU_OK; i++) {
         struct nu_batch *b = nu_batch_new(k->plan_schema, 1);
         struct nu_value *row = nu_batch_add_row(b);
@@ -435,10 +491,40 @@ out:
     return rc;
 }
 
+/* Decode a Confluent-framed value: magic 0, schema id (big-endian), one Avro datum. */
+static nu_err_t nu_kafka_confluent_decode(nu_codec_cache_t *cache, const char *schema,
+                                          const struct nu_kafka_record *rec, int64_t *sid,
+                                          struct nu_batch **dec, struct nu_errbuf *eb)
+{
+    const unsigned char *v = rec->value;
+
+    *dec = NULL;
+    if (rec->len < 5)
+        return nu_err_set(eb, NU_ERR_CORRUPT,
+                          "Confluent-framed value of %zu bytes is shorter than its 5-byte header",
+                          rec->len);
+    if (v[0] != 0)
+        return nu_err_set(eb, NU_ERR_CORRUPT,
+                          "Confluent-framed value starts with magic byte %u, expected 0",
+                          (unsigned)v[0]);
+    *sid = (int64_t)(((uint32_t)v[1] << 24) | ((uint32_t)v[2] << 16) | ((uint32_t)v[3] << 8) |
+                     (uint32_t)v[4]);
+    return nu_codec_decode_avro_datum(cache, schema, strlen(schema), v + 5, rec->len - 5, dec, eb);
+}
+
 nu_err_t nu_kafka_rows_add(struct nu_batch *out, const struct nu_schema *vs, int format,
                            const char *hint, bool metadata, const struct nu_kafka_record *rec,
                            struct nu_errbuf *eb)
 {
+    return nu_kafka_rows_add_cached(NULL, out, vs, format, hint, metadata, rec, eb);
+}
+
+nu_err_t nu_kafka_rows_add_cached(nu_codec_cache_t *cache, struct nu_batch *out,
+                                  const struct nu_schema *vs, int format, const char *hint,
+                                  bool metadata, const struct nu_kafka_record *rec,
+                                  struct nu_errbuf *eb)
+{
+    int64_t sid = 0;
     struct nu_batch *dec = NULL;
     size_t first = out->nrows, nrows = 1, nv = vs->ncols;
     long *map = NULL;
@@ -454,8 +540,12 @@ nu_err_t nu_kafka_rows_add(struct nu_batch *out, const struct nu_schema *vs, int
     if (format != NU_KSRC_RAW) {
         if (!rec->value)
             return nu_err_set(eb, NU_ERR_CORRUPT, "record has no value");
-        rc = nu_codec_decode(format == NU_KSRC_JSON ? NU_FORMAT_JSON : NU_FORMAT_AVRO, rec->value,
-                             rec->len, hint, &dec, eb);
+        if (format == NU_KSRC_AVRO_CONFLUENT)
+            rc = nu_kafka_confluent_decode(cache, hint, rec, &sid, &dec, eb);
+        else
+            rc = nu_codec_decode_cached(
+                cache, format == NU_KSRC_JSON ? NU_FORMAT_JSON : NU_FORMAT_AVRO, rec->value,
+                rec->len, hint, hint ? strlen(hint) : 0, &dec, eb);
         if (rc != NU_OK) {
             if (rc != NU_ERR_TOO_LARGE)
                 rc = NU_ERR_CORRUPT;
@@ -519,6 +609,8 @@ nu_err_t nu_kafka_rows_add(struct nu_batch *out, const struct nu_schema *vs, int
         row[nv + 2] = nu_value_int(rec->timestamp);
         row[nv + 3] = nu_value_int(rec->partition);
         row[nv + 4] = nu_value_int(rec->offset);
+        if (format == NU_KSRC_AVRO_CONFLUENT)
+            row[nv + 5] = nu_value_int(sid);
     }
 out:
     if (rc != NU_OK)
@@ -588,8 +680,8 @@ static nu_err_t nu_ksrc_read(struct nu_ksrc *k, const struct nu_op_batch_ctx *ct
                                total);
                     rc = nu_op_reject_row(ctx, in, plan_row, m->payload, m->len, NU_ERR_CORRUPT,
                                           nu_err_msg(&why), eb);
-                } else if (nu_kafka_rows_add(b, k->value_schema, k->format, k->hint, k->metadata,
-                                             &rec, &why) != NU_OK) {
+                } else if (nu_kafka_rows_add_cached(k->cache, b, k->value_schema, k->format,
+                                                    k->hint, k->metadata, &rec, &why) != NU_OK) {
                     char reason[NU_ERRBUF_SIZE + 64];
                     snprintf(reason, sizeof(reason), "record %s [%d] at offset %lld: %s", k->topic,
                              (int)partition, (long long)m->offset, nu_err_msg(&why));

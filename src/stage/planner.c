@@ -1,6 +1,8 @@
 /* planner.c — topic provisioning and the transactional plan of each source stage. */
 #include "stage/planner.h"
 
+#include "stage/planner_int.h"
+
 #include "common/buf.h"
 #include "common/codec.h"
 #include "common/mem.h"
@@ -102,9 +104,36 @@ bool nu_plan_batch_rows(const struct nu_batch *b, uint64_t *rows)
 
 /* --- reading an existing plan ---------------------------------------------------------------- */
 
-/* Account one committed plan record: a data split (counted) or an eos marker. */
+bool nu_plan_stage_unbounded(const struct nu_job *job, size_t s)
+{
+    const struct nu_job_stage *st = &job->stages[s];
+    const char *mode = json_string_value(json_object_get(st->config, "mode"));
+    return st->nupstream == 0 && mode && strcmp(mode, "unbounded") == 0;
+}
+
+void nu_plan_ends_note(json_t *ends, const struct nu_batch *b)
+{
+    long cp = b && b->schema ? nu_schema_find(b->schema, "partition") : -1;
+    long ce = b && b->schema ? nu_schema_find(b->schema, "end_offset") : -1;
+    char key[24];
+    if (!ends || cp < 0 || ce < 0)
+        return;
+    for (size_t r = 0; r < b->nrows; r++) {
+        const struct nu_value *row = nu_batch_row(b, r);
+        if (row[cp].type != NU_T_INT64 || row[ce].type != NU_T_INT64 || row[cp].u.i < 0 ||
+            row[ce].u.i < 0)
+            continue;
+        snprintf(key, sizeof(key), "%lld", (long long)row[cp].u.i);
+        json_t *old = json_object_get(ends, key);
+        if (!old || json_integer_value(old) < row[ce].u.i)
+            json_object_set_new(ends, key, json_integer(row[ce].u.i));
+    }
+}
+
+/* Account one committed plan record: a data split (counted) or an eos marker; the end offset
+ * of each partition a split covers goes to `ends` (may be NULL). */
 static void nu_plan_scan_record(const struct nu_job *job, const rd_kafka_message_t *m,
-                                struct nu_plan_count *cnt, bool *eos)
+                                struct nu_plan_count *cnt, bool *eos, json_t *ends)
 {
     struct nu_header hv[NU_PLAN_MAX_READ_HEADERS];
     struct nu_split_meta meta = {0};
@@ -124,12 +153,15 @@ static void nu_plan_scan_record(const struct nu_job *job, const rd_kafka_message
     cnt->splits++;
     if (meta.format)
         nu_format_parse(meta.format, &fmt, &ignore);
-    if (nu_codec_decode(fmt, m->payload, m->len, meta.schema, &b, &ignore) == NU_OK &&
-        nu_plan_batch_rows(b, &rows)) {
-        cnt->rows += rows;
-    } else {
+    if (nu_codec_decode(fmt, m->payload, m->len, meta.schema, &b, &ignore) != NU_OK) {
         cnt->rows_known = false;
+        goto out;
     }
+    nu_plan_ends_note(ends, b);
+    if (nu_plan_batch_rows(b, &rows))
+        cnt->rows += rows;
+    else
+        cnt->rows_known = false;
 out:
     nu_batch_destroy(b);
     nu_split_meta_clear(&meta);
@@ -157,9 +189,9 @@ static nu_err_t nu_plan_watermarks(rd_kafka_t *c, const char *topic, int32_t p, 
  * each partition (partition EOF events mark the end, not idle time): count the plan splits and
  * tell whether an eos marker, hence a committed plan, is there.
  */
-static nu_err_t nu_plan_scan(const struct nu_job *job, size_t s, const char *brokers,
-                             const struct nu_kafka_prop *props, size_t nprops, const char *group,
-                             struct nu_plan_count *cnt, bool *eos, struct nu_errbuf *eb)
+nu_err_t nu_plan_scan(const struct nu_job *job, size_t s, const char *brokers,
+                      const struct nu_kafka_prop *props, size_t nprops, const char *group,
+                      struct nu_plan_count *cnt, bool *eos, json_t *ends, struct nu_errbuf *eb)
 {
     const struct nu_job_stage *st = &job->stages[s];
     char topic[NU_JOB_NAME_MAX];
@@ -220,7 +252,7 @@ static nu_err_t nu_plan_scan(const struct nu_job *job, size_t s, const char *bro
                              "could not read the plan in topic \"%s\": %s", topic,
                              rd_kafka_message_errstr(m));
         } else {
-            nu_plan_scan_record(job, m, cnt, eos);
+            nu_plan_scan_record(job, m, cnt, eos, ends);
         }
         rd_kafka_message_destroy(m);
         if (err)
@@ -240,19 +272,6 @@ out:
 }
 
 /* --- writing a plan -------------------------------------------------------------------------- */
-
-struct nu_plan_writer {
-    const struct nu_job *job;
-    size_t s;
-    rd_kafka_t *p;
-    char topic[NU_JOB_NAME_MAX];
-    int partitions;
-    uint64_t position;
-    struct nu_codec_opts copts;
-    struct nu_buf val, schema;
-    struct nu_headers hdrs;
-    struct nu_plan_count *cnt;
-};
 
 /* Produce one record, waiting for room in the producer queue (bounded). The headers are
  * copied. */
@@ -279,8 +298,7 @@ static nu_err_t nu_plan_produce(struct nu_plan_writer *w, int32_t partition, con
     }
 }
 
-/* The emit callback of plan(): one batch -> one plan split record. Owns `b`. */
-static nu_err_t nu_plan_emit(void *ctx, struct nu_batch *b, struct nu_errbuf *eb)
+nu_err_t nu_plan_emit(void *ctx, struct nu_batch *b, struct nu_errbuf *eb)
 {
     struct nu_plan_writer *w = ctx;
     const struct nu_job_stage *st = &w->job->stages[w->s];
@@ -321,6 +339,7 @@ static nu_err_t nu_plan_emit(void *ctx, struct nu_batch *b, struct nu_errbuf *eb
         goto out;
     w->position++;
     w->cnt->splits++;
+    nu_plan_ends_note(w->ends, b);
     if (w->cnt->rows_known && nu_plan_batch_rows(b, &rows))
         w->cnt->rows += rows;
     else
@@ -330,8 +349,7 @@ out:
     return err;
 }
 
-/* The eos marker of lane "plan" on every partition of the plan topic. */
-static nu_err_t nu_plan_write_eos(struct nu_plan_writer *w, struct nu_errbuf *eb)
+nu_err_t nu_plan_write_eos(struct nu_plan_writer *w, struct nu_errbuf *eb)
 {
     struct nu_split_meta meta = {
         .kind = NU_SPLIT_EOS,
@@ -399,7 +417,7 @@ static nu_err_t nu_plan_source(const struct nu_job *job, size_t s, const char *b
                             "initialise the planner's transactions", eb);
     if (err)
         goto out;
-    err = nu_plan_scan(job, s, brokers, props, nprops, txn_id, cnt, &eos, eb);
+    err = nu_plan_scan(job, s, brokers, props, nprops, txn_id, cnt, &eos, NULL, eb);
     if (err || eos) {
         cnt->existed = eos;
         goto out;
@@ -443,6 +461,12 @@ nu_err_t nu_plan_sources(const struct nu_job *job, const char *brokers,
         struct nu_plan_count cnt = {0};
         if (job->stages[i].nupstream != 0)
             continue;
+        if (nu_plan_stage_unbounded(job, i)) {
+            cnt.unbounded = true; /* planned by nu_plan_tail() while the job runs */
+            if (counts)
+                counts[i] = cnt;
+            continue;
+        }
         err = nu_plan_source(job, i, brokers, props, nprops, &cnt, eb);
         if (counts)
             counts[i] = cnt;

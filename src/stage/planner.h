@@ -11,7 +11,17 @@
  * followed by one `eos` record of lane NU_LANE_PLAN on every partition, all in ONE transaction
  * per source (transactional.id `nurion.<job>.<S>.planner`). Initialising the transactions aborts
  * whatever a crashed planner left half-written; a plan topic that already holds a committed plan
- * (an `eos` record) is not planned again, so planning twice never duplicates a split.
+ * (an `eos` record) is not planned again, so planning twice never duplicates a split. A source
+ * whose config says "mode": "unbounded" is left out (counted as `unbounded`).
+ *
+ * nu_plan_tail() is the continuous planner of an unbounded source: it runs until *stop is
+ * raised, every "plan_interval_ms" (default 500) planning the records that became stable since
+ * the last pass — the operator's plan() with "start" set to where the committed plan ends — in
+ * one transaction per pass, under the same transactional.id as the one-pass planner, so a second
+ * planner of the source fences the first. On (re)start it reads the committed plan back to
+ * learn, per partition, where it ends, and how many splits it holds (the next split's index):
+ * no split is planned twice and none is skipped, whatever crashed where. On stop it writes the
+ * eos markers, so the stages drain what was planned and the job ends.
  *
  * Thread-safety: reentrant; each call creates and destroys its own Kafka clients.
  */
@@ -23,6 +33,7 @@
 #include "common/value.h"
 #include "stage/kafka.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +71,7 @@ struct nu_plan_count {
     uint64_t rows;   /* rows the plan describes (sum of an int64 "count" column), if known */
     bool rows_known; /* the plan rows carried a "count" column */
     bool existed;    /* a committed plan was found and left as it was */
+    bool unbounded;  /* "mode": "unbounded": left to nu_plan_tail() */
 };
 
 /*
@@ -74,6 +86,22 @@ struct nu_plan_count {
 nu_err_t nu_plan_sources(const struct nu_job *job, const char *brokers,
                          const struct nu_kafka_prop *props, size_t nprops,
                          struct nu_plan_count *counts, struct nu_errbuf *eb);
+
+/* Is stage `s` of `job` a source with "mode": "unbounded" in its config? */
+bool nu_plan_stage_unbounded(const struct nu_job *job, size_t s);
+
+/* Told after each committed pass of nu_plan_tail(): splits planned in total so far. */
+typedef void (*nu_plan_tail_fn)(void *ctx, uint64_t splits);
+
+/*
+ * Plan unbounded source `s` of `job` continuously until *stop is non-zero (read between passes
+ * and while waiting), then write its eos markers and return NU_OK. A plan that already ends
+ * with eos returns NU_OK at once. `progress` (may be NULL) is told after each pass that wrote
+ * splits. Errors as nu_plan_sources; on error nothing of the pass in progress is visible.
+ */
+nu_err_t nu_plan_tail(const struct nu_job *job, size_t s, const char *brokers,
+                      const struct nu_kafka_prop *props, size_t nprops, volatile sig_atomic_t *stop,
+                      nu_plan_tail_fn progress, void *ctx, struct nu_errbuf *eb);
 
 /* Sum of the int64 column "count" over the rows of plan batch `b`; false when it has none. */
 bool nu_plan_batch_rows(const struct nu_batch *b, uint64_t *rows);

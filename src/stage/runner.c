@@ -28,6 +28,7 @@
 struct nu_run_child {
     size_t stage;
     unsigned inst;
+    bool planner;            /* the continuous planner of an unbounded source, not an instance */
     pid_t pid;               /* 0: not running */
     int fd;                  /* read end of its output pipe; -1 when closed */
     bool done;               /* exited 0 */
@@ -50,6 +51,7 @@ struct nu_run {
     int64_t events_end; /* offset after the last event read */
     int drawn;          /* progress lines on the terminal below the cursor */
     int64_t started_ms, last_progress_ms;
+    bool draining; /* stop asked: the planners end their plans, the stages drain */
 };
 
 static int64_t nu_run_now_ms(void)
@@ -91,11 +93,21 @@ static void nu_run_child_line(void *ctx, const char *line, size_t len)
 {
     struct nu_run_line_ctx *lc = ctx;
     struct nu_run *r = lc->r;
+    const char *ps = lc->c->planner ? strstr(line, " planned_splits=") : NULL;
+    if (ps) {
+        struct nu_run_stage_stats *st = &r->stats->st[lc->c->stage];
+        unsigned long long n = strtoull(ps + 16, NULL, 10);
+        if (n > st->planned_splits)
+            st->planned_splits = n;
+    }
     if (r->o->quiet && (strstr(line, "level=info") || strstr(line, "level=debug")))
         return;
     nu_run_progress_clear(r);
-    fprintf(r->o->err, "[%s/%u] %.*s\n", r->job->stages[lc->c->stage].id, lc->c->inst, (int)len,
-            line);
+    if (lc->c->planner)
+        fprintf(r->o->err, "[%s/plan] %.*s\n", r->job->stages[lc->c->stage].id, (int)len, line);
+    else
+        fprintf(r->o->err, "[%s/%u] %.*s\n", r->job->stages[lc->c->stage].id, lc->c->inst, (int)len,
+                line);
 }
 
 /* Read what is available from a child's pipe; closes it at end of file. */
@@ -120,11 +132,13 @@ static void nu_run_child_read(struct nu_run *r, struct nu_run_child *c)
     }
 }
 
-static char **nu_run_child_argv(const struct nu_run *r, size_t stage, unsigned inst)
+/* The argv of an instance (extra NULL) or of a planner (extra "--plan" or "--end-plan"). */
+static char **nu_run_child_argv(const struct nu_run *r, size_t stage, unsigned inst,
+                                const char *extra)
 {
     const struct nu_run_opts *o = r->o;
     size_t n = 0;
-    char **argv = nu_xcalloc(11 + 2 * o->nsets, sizeof(*argv));
+    char **argv = nu_xcalloc(12 + 2 * o->nsets, sizeof(*argv));
     argv[n++] = nu_xstrdup(o->exe);
     argv[n++] = nu_xstrdup("stage");
     argv[n++] = nu_xstrdup("--job");
@@ -135,12 +149,21 @@ static char **nu_run_child_argv(const struct nu_run *r, size_t stage, unsigned i
     argv[n++] = nu_xasprintf("%u", inst);
     argv[n++] = nu_xstrdup("--brokers");
     argv[n++] = nu_xstrdup(o->brokers);
+    if (extra)
+        argv[n++] = nu_xstrdup(extra);
     for (size_t i = 0; i < o->nsets; i++) {
         argv[n++] = nu_xstrdup("--set");
         argv[n++] = nu_xstrdup(o->sets[i]);
     }
     argv[n] = NULL;
     return argv;
+}
+
+static void nu_run_argv_free(char **argv)
+{
+    for (char **a = argv; a && *a; a++)
+        free(*a);
+    free(argv);
 }
 
 /* In the child between fork and exec: only async-signal-safe calls. */
@@ -215,7 +238,8 @@ static nu_err_t nu_run_child_ended(struct nu_run *r, struct nu_run_child *c, int
     c->pid = 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         c->done = true;
-        ss->done++;
+        if (!c->planner)
+            ss->done++;
         return NU_OK;
     }
     nu_run_lines_reason(&c->lines, tail, sizeof(tail));
@@ -226,9 +250,8 @@ static nu_err_t nu_run_child_ended(struct nu_run *r, struct nu_run_child *c, int
                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     if (WIFEXITED(status) && (WEXITSTATUS(status) == NU_RUN_EXIT_FATAL ||
                               WEXITSTATUS(status) == 2 || WEXITSTATUS(status) == 127))
-        return nu_err_set(eb, NU_ERR_OPERATOR,
-                          "stage \"%s\" instance %u %s and is not restarted: %s", st->id, c->inst,
-                          how, tail);
+        return nu_err_set(eb, NU_ERR_OPERATOR, "stage \"%s\" %s %u %s and is not restarted: %s",
+                          st->id, c->planner ? "planner" : "instance", c->inst, how, tail);
     /* Only crashes with no progress in between count: the stage itself dead-letters a split
      * that killed max_crashes holders at its offset, and the first crash may land in a
      * transaction of many splits before the guilty one is isolated, so an instance gets
@@ -246,9 +269,9 @@ static nu_err_t nu_run_child_ended(struct nu_run *r, struct nu_run_child *c, int
     ss->restarts++;
     c->start_at_ms = nu_run_now_ms() + nu_run_backoff_ms(c->crashes);
     nu_run_progress_clear(r);
-    fprintf(r->o->err, "nurion run: stage \"%s\" instance %u %s; restarting in %.1f s (%u of %d)\n",
-            st->id, c->inst, how, nu_run_backoff_ms(c->crashes) / 1000.0, c->crashes,
-            st->max_crashes + 1);
+    fprintf(r->o->err, "nurion run: stage \"%s\" %s %u %s; restarting in %.1f s (%u of %d)\n",
+            st->id, c->planner ? "planner" : "instance", c->inst, how,
+            nu_run_backoff_ms(c->crashes) / 1000.0, c->crashes, st->max_crashes + 1);
     return NU_OK;
 }
 
@@ -448,10 +471,16 @@ static nu_err_t nu_run_prepare(struct nu_run *r, struct nu_errbuf *eb)
         if (r->job->stages[i].nupstream != 0)
             continue;
         st->planned = true;
+        st->unbounded = counts[i].unbounded;
         st->planned_splits = counts[i].splits;
         st->planned_rows = counts[i].rows;
         st->planned_rows_known = counts[i].rows_known;
-        if (!o->quiet)
+        if (!o->quiet && st->unbounded)
+            fprintf(o->err,
+                    "nurion run: source \"%s\" is unbounded: planned continuously until the run "
+                    "is stopped (SIGINT/SIGTERM ends the plan, then the stages drain)\n",
+                    r->job->stages[i].id);
+        else if (!o->quiet)
             fprintf(o->err, "nurion run: source \"%s\": %s %" PRIu64 " splits%s\n",
                     r->job->stages[i].id, counts[i].existed ? "plan found," : "planned",
                     counts[i].splits, counts[i].existed ? " (resuming)" : "");
@@ -492,7 +521,31 @@ static nu_err_t nu_run_supervise(struct nu_run *r, volatile sig_atomic_t *stop,
                                  struct nu_errbuf *eb)
 {
     nu_err_t err = NU_OK;
+    bool planners = false;
+    for (size_t i = 0; i < r->nch; i++)
+        planners |= r->ch[i].planner;
     while (!err) {
+        if (*stop && planners && !r->draining) {
+            /* an unbounded job stops by ending its plans: the stages finish what was planned */
+            r->draining = true;
+            nu_run_progress_clear(r);
+            fprintf(r->o->err,
+                    "nurion run: stopping: ending the plans of the unbounded sources; the stages "
+                    "drain what was planned (signal again to stop at once)\n");
+            *stop = 0;
+            for (size_t i = 0; i < r->nch; i++) {
+                struct nu_run_child *c = &r->ch[i];
+                if (!c->planner)
+                    continue;
+                /* a planner started from now on ends the plan at once */
+                nu_run_argv_free(c->argv);
+                c->argv = nu_run_child_argv(r, c->stage, 0, "--end-plan");
+                if (c->pid > 0)
+                    kill(c->pid, SIGTERM);
+                else if (!c->done)
+                    c->start_at_ms = 0;
+            }
+        }
         if (*stop) {
             err = nu_err_set(eb, NU_ERR_CANCELLED, "stopped by signal %d", (int)*stop);
             break;
@@ -527,7 +580,7 @@ nu_err_t nu_run_job(const struct nu_job *job, const struct nu_run_opts *o,
     nu_run_stats_init(r.stats, job);
     r.started_ms = nu_run_now_ms();
     for (size_t i = 0; i < job->nstages; i++)
-        r.nch += (size_t)o->instances[i];
+        r.nch += (size_t)o->instances[i] + (nu_plan_stage_unbounded(job, i) ? 1 : 0);
     r.ch = nu_xcalloc(r.nch ? r.nch : 1, sizeof(*r.ch));
     for (size_t i = 0, k = 0; i < job->nstages; i++) {
         r.stats->st[i].instances = o->instances[i];
@@ -536,7 +589,14 @@ nu_err_t nu_run_job(const struct nu_job *job, const struct nu_run_opts *o,
             c->stage = i;
             c->inst = (unsigned)j;
             c->fd = -1;
-            c->argv = nu_run_child_argv(&r, i, (unsigned)j);
+            c->argv = nu_run_child_argv(&r, i, (unsigned)j, NULL);
+        }
+        if (nu_plan_stage_unbounded(job, i)) {
+            struct nu_run_child *c = &r.ch[k++];
+            c->stage = i;
+            c->planner = true;
+            c->fd = -1;
+            c->argv = nu_run_child_argv(&r, i, 0, "--plan");
         }
     }
 
@@ -562,9 +622,7 @@ out:
     for (size_t i = 0; i < r.nch; i++) {
         if (r.ch[i].fd >= 0)
             close(r.ch[i].fd);
-        for (char **a = r.ch[i].argv; a && *a; a++)
-            free(*a);
-        free(r.ch[i].argv);
+        nu_run_argv_free(r.ch[i].argv);
     }
     free(r.ch);
     if (!stats)

@@ -16,6 +16,13 @@
  * every stage has exited 0; the runner then reads the events topic to its end and prints a summary
  * table.
  *
+ * An unbounded source (nu_plan_stage_unbounded) is not planned up front: it gets one more child,
+ * its continuous planner (`<exe> stage … --stage S --instance 0 --brokers B --plan`, prefixed
+ * "[S/plan] ", restarted like an instance), whose "planned_splits=N" log lines feed the progress
+ * (splits done and lag instead of a count down). The first *stop of such a job is not a stop:
+ * *stop is reset, the planners get SIGTERM (a planner started later gets --end-plan), end their
+ * plans with eos, and the job drains and completes normally; a second *stop stops it at once.
+ *
  * The pure parts (instance counts, back-off schedule, event accounting, output line splitting,
  * summary formatting) are exposed for tests; they are implemented in runner_progress.c.
  *
@@ -73,8 +80,9 @@ struct nu_run_stage_stats {
     int64_t splits, rows_in, rows_out, dead_letters, errors, partitions_done;
     uint64_t planned_splits, planned_rows; /* sources: from the planner */
     bool planned, planned_rows_known;
-    int instances; /* launched */
-    int done;      /* instances that exited 0 */
+    bool unbounded; /* planned continuously: planned_splits grows while the job runs */
+    int instances;  /* launched */
+    int done;       /* instances that exited 0 */
     unsigned restarts;
     double rows_per_s;          /* rows out, over the last progress interval */
     int64_t rate_rows, rate_ms; /* rows_out and time of the last rate sample */

@@ -242,7 +242,12 @@ int nu_run_progress_print(FILE *out, const struct nu_job *job, const struct nu_r
         size_t i = job->topo[t];
         const struct nu_run_stage_stats *st = &s->st[i];
         char splits[64];
-        if (st->planned)
+        if (st->unbounded) /* no end to count down to: show how far behind the plan it is */
+            snprintf(splits, sizeof(splits), "%" PRId64 " (lag %" PRId64 ")", st->splits,
+                     (int64_t)st->planned_splits > st->splits
+                         ? (int64_t)st->planned_splits - st->splits
+                         : 0);
+        else if (st->planned)
             snprintf(splits, sizeof(splits), "%" PRId64 "/%" PRIu64, st->splits,
                      st->planned_splits);
         else

@@ -11,6 +11,7 @@
 #include "common/buf.h"
 #include "common/job.h"
 #include "coordinator/db.h"
+#include "stage/connectors.h"
 #include "stage/events.h"
 #include "stage/kafka.h"
 
@@ -340,7 +341,12 @@ Test(api, submit_rejects_bad_input, .init = it_start, .fini = it_stop)
         {"{\"job_id\":\"ok-id\",\"stages\":[{\"id\":\"a\",\"operator\":\"generate\","
          "\"config\":{\"rows\":\"many\"}}]}",
          "application/json", 400, "spec", "$.stages[0].config.rows"},
+        /* unbounded sources run with `nurion run` only */
+        {"{\"job_id\":\"ok-id\",\"stages\":[{\"id\":\"a\",\"operator\":\"kafka_source\","
+         "\"config\":{\"topic\":\"t\",\"format\":\"raw\",\"mode\":\"unbounded\"}}]}",
+         "application/json", 400, "spec", "$.stages[0].config.mode"},
     };
+    nu_connectors_register(); /* kafka_source, as the coordinator program has it */
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct it_resp r;
         it_req("POST", "/api/v1/jobs", "/api/v1/jobs", cases[i].ctype, cases[i].body,
