@@ -21,10 +21,14 @@ const char nu_store_stages_sql[] =
     " 'rows_per_s', m.rps, 'lag', m.lag, 'instances_running', m.running,"
     " 'eta_s', CASE WHEN s.state = 'succeeded' THEN 0"
     "   WHEN s.state IN ('failed', 'cancelled') THEN NULL"
-    "   WHEN s.planned_rows > 0 AND m.rps > 0 THEN greatest(s.planned_rows - s.rows_in, 0) / m.rps"
-    "   WHEN s.planned_splits > 0 AND s.splits_done > 0 AND s.started_at IS NOT NULL THEN"
+    /* A source knows its plan: extrapolate the time its done splits took. Another stage
+     * knows its input lag in records (splits): at its rows/s and its rows per split so far. */
+    "   WHEN s.kind = 'source' AND s.planned_splits > 0 AND s.splits_done > 0"
+    "     AND s.started_at IS NOT NULL THEN"
     "     extract(epoch FROM clock_timestamp() - s.started_at)::float8"
-    "     * greatest(s.planned_splits - s.splits_done, 0) / s.splits_done END,"
+    "     * greatest(s.planned_splits - s.splits_done, 0) / s.splits_done"
+    "   WHEN s.kind <> 'source' AND m.running > 0 AND m.rps > 0 AND s.splits_done > 0 THEN"
+    "     m.lag * (s.rows_in::float8 / s.splits_done) / m.rps END,"
     " 'started_at', s.started_at, 'finished_at', s.finished_at,"
     " 'upstream', (SELECT coalesce(jsonb_agg(e.from_stage ORDER BY e.from_stage), '[]')"
     "   FROM edges e WHERE e.job_id = s.job_id AND e.to_stage = s.stage_id))"

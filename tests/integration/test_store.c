@@ -185,6 +185,53 @@ Test(store, job_insert_get_state_delete)
     nu_store_close(db);
 }
 
+static double it_stage_eta(json_t *stages, size_t i)
+{
+    json_t *eta = json_object_get(json_array_get(stages, i), "eta_s");
+    cr_assert(json_is_number(eta), "stage %zu has an ETA", i);
+    return json_number_value(eta);
+}
+
+/* A source extrapolates its plan; another stage its input lag at its own rate. */
+Test(store, stage_eta)
+{
+    struct nu_errbuf eb = {0};
+    char id[96];
+    nu_db_t *db = it_store();
+    struct nu_job *job = it_job(it_job_id("eta", id, sizeof(id)));
+    json_t *stages = NULL;
+    const char *const p[] = {id};
+
+    cr_assert_eq(nu_store_job_insert(db, job, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    /* src: 5 of 10 plan splits in 10 s; its rows/s count plan rows, not generated rows */
+    cr_assert_eq(nu_store_planned(db, id, "src", 10, 1000000, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    it_exec(db,
+            "UPDATE stages SET splits_done = 5, rows_in = 5, state = 'running',"
+            " started_at = now() - interval '10 s' WHERE job_id = $1 AND stage_id = 'src'",
+            1, p);
+    it_exec(db,
+            "INSERT INTO instances (job_id, stage_id, instance, state, last_metrics) VALUES"
+            " ($1, 'src', 0, 'running', '{\"rows_per_s\": 0.5, \"total_lag\": 5}'),"
+            " ($1, 'dbl', 0, 'running', '{\"rows_per_s\": 30, \"total_lag\": 4}'),"
+            " ($1, 'dbl', 1, 'running', '{\"rows_per_s\": 20, \"total_lag\": 2}')",
+            1, p);
+    /* dbl: 4 splits of 100 rows so far, 6 records behind at 50 rows/s: 12 s */
+    it_exec(db,
+            "UPDATE stages SET splits_done = 4, rows_in = 400, state = 'running'"
+            " WHERE job_id = $1 AND stage_id = 'dbl'",
+            1, p);
+    cr_assert_eq(nu_store_stages(db, id, &stages, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    double src = it_stage_eta(stages, 0), dbl = it_stage_eta(stages, 1);
+    cr_expect(src >= 9.5 && src < 30, "source ETA %.1f s (about 10)", src);
+    cr_expect(dbl > 11.99 && dbl < 12.01, "dbl ETA %.3f s (12)", dbl);
+    cr_expect(json_is_null(json_object_get(json_array_get(stages, 2), "eta_s")),
+              "no ETA for a stage with nothing done");
+    json_decref(stages);
+    cr_assert_eq(nu_store_job_delete(db, id, &eb), NU_OK);
+    nu_job_destroy(job);
+    nu_store_close(db);
+}
+
 Test(store, jobs_list_pagination, .timeout = 20)
 {
     struct nu_errbuf eb = {0};
