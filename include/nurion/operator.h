@@ -7,10 +7,12 @@
  *     const struct nu_operator *const *nurion_operators(size_t *n);
  *
  * returning an array of *n operators that lives as long as the process (plugins are never
- * unloaded). Every operator carries abi_version == NU_OPERATOR_ABI_VERSION; the loader refuses
- * any other version. Plugins are built with -I<nurion>/include -I<nurion>/src and call the
- * nu_* functions of common/ (batches, schemas, arenas, errors, problems) from the host process,
- * which exports them; they link nothing of nurion themselves. docs/operators.md has an example.
+ * unloaded). Every operator carries abi_version == NU_OPERATOR_ABI_VERSION; the loader also
+ * accepts versions down to NU_OPERATOR_ABI_MIN_VERSION (their descriptors lack the members added
+ * since, which the runtime then never reads) and refuses any other. Plugins are built with
+ * -I<nurion>/include -I<nurion>/src and call the nu_* functions of common/ (batches, schemas,
+ * arenas, errors, problems) from the host process, which exports them; they link nothing of nurion
+ * themselves. docs/operators.md has an example.
  *
  * Lifecycle per stage instance: validate/schema (at submission, no state) → open → plan (sources,
  * once per job, by the planner) or process (per input batch, possibly several times for one split
@@ -38,7 +40,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NU_OPERATOR_ABI_VERSION 1u
+#define NU_OPERATOR_ABI_VERSION 2u
+/* The oldest version the loader still accepts: a version-1 descriptor ends at `close`. */
+#define NU_OPERATOR_ABI_MIN_VERSION 1u
 /* The one symbol a plugin exports (type nu_operators_fn). */
 #define NU_OPERATOR_PLUGIN_SYMBOL "nurion_operators"
 
@@ -169,7 +173,23 @@ struct nu_operator {
 
     /* Required. Release the state; accepts NULL. */
     void (*close)(void *state);
+
+    /* --- version 2: read only when abi_version >= 2 (use nu_op_passes_rows) --- */
+
+    /* Optional. Does process() hand every batch of schema `in` on unchanged: one output batch
+     * with an equal schema and the same rows, no rejects, no produce, no other effect? When it
+     * says so, the runtime may skip process() for such batches and pass the input split's
+     * encoded value on as the output's (the output still gets its own split id and headers).
+     * Called after open(), possibly per batch: keep it cheap. May prepare state for `in`. */
+    bool (*passes_rows)(void *state, const struct nu_schema *in);
 };
+
+/* Does `op` (with instance `state`) declare that batches of schema `in` pass unchanged? */
+static inline bool nu_op_passes_rows(const struct nu_operator *op, void *state,
+                                     const struct nu_schema *in)
+{
+    return op->abi_version >= 2 && op->passes_rows && op->passes_rows(state, in);
+}
 
 /* Type of the plugin entry point NU_OPERATOR_PLUGIN_SYMBOL. */
 typedef const struct nu_operator *const *(*nu_operators_fn)(size_t *n);

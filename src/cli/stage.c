@@ -32,7 +32,7 @@ static const struct nu_conf_def nu_stage_conf[] = {
      false, "close a transaction (commit offsets and outputs) after this long"},
     {"max.splits.per.txn", "NURION_MAX_SPLITS_PER_TXN", NU_CONF_INT, "1000", 1, 1000000, NULL,
      false, false, "close a transaction after this many input records"},
-    {"max.inflight.bytes", "NURION_MAX_INFLIGHT_BYTES", NU_CONF_SIZE, "64MiB", 1048576,
+    {"max.inflight.bytes", "NURION_MAX_INFLIGHT_BYTES", NU_CONF_SIZE, "128MiB", 1048576,
      17179869184.0, NULL, false, false,
      "bound on prefetched input plus queued output per instance"},
     {"max.record.bytes", "NURION_MAX_RECORD_BYTES", NU_CONF_SIZE, "1MiB", 1024, 1073741824.0, NULL,

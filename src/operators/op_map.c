@@ -8,6 +8,8 @@
  * Expressions are compiled once against the input schema (at open when it is known, else at the
  * first batch, and again only when a batch comes with a different schema); their types fix the
  * output schema, so type errors surface at schema()/validation, never per row.
+ * A plan that only copies every column in place (as {} does) declares passes_rows, so the
+ * runtime may hand such splits on as they are instead of copying and re-encoding every row.
  */
 #include "operators/builtin.h"
 
@@ -432,6 +434,23 @@ static nu_err_t nu_map_process(void *state, const struct nu_op_batch_ctx *ctx,
     return nu_op_emit_batch(out, ob, eb);
 }
 
+/* The plan for `in` copies every input column to the same place under the same name: process()
+ * would only copy the batch. A schema the plan cannot be built for is not passed. */
+static bool nu_map_passes_rows(void *state, const struct nu_schema *in)
+{
+    struct nu_map *m = state;
+    struct nu_errbuf eb;
+
+    nu_errbuf_clear(&eb);
+    if (!in || nu_map_prepare(m, in, &eb) != NU_OK || m->plan.nexprs > 0 ||
+        !nu_schema_equal(m->plan.out, in))
+        return false;
+    for (size_t c = 0; c < m->plan.out->ncols; c++)
+        if (m->plan.src[c] != (long)c)
+            return false;
+    return true;
+}
+
 const struct nu_operator nu_op_map = {
     .abi_version = NU_OPERATOR_ABI_VERSION,
     .name = "map",
@@ -442,4 +461,5 @@ const struct nu_operator nu_op_map = {
     .open = nu_map_open,
     .process = nu_map_process,
     .close = nu_map_close,
+    .passes_rows = nu_map_passes_rows,
 };

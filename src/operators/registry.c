@@ -130,11 +130,12 @@ nu_err_t nu_registry_check_descriptor(const struct nu_operator *op, const char *
 {
     if (!op)
         return nu_err_set(eb, NU_ERR_PLUGIN, "%s returned a null operator", where);
-    if (op->abi_version != NU_OPERATOR_ABI_VERSION)
+    if (op->abi_version < NU_OPERATOR_ABI_MIN_VERSION || op->abi_version > NU_OPERATOR_ABI_VERSION)
         return nu_err_set(eb, NU_ERR_PLUGIN,
                           "%s: operator ABI version %u is not supported (this nurion supports "
-                          "version %u)",
-                          where, (unsigned)op->abi_version, NU_OPERATOR_ABI_VERSION);
+                          "versions %u to %u)",
+                          where, (unsigned)op->abi_version, NU_OPERATOR_ABI_MIN_VERSION,
+                          NU_OPERATOR_ABI_VERSION);
     if (!nu_registry_name_ok(op->name))
         return nu_err_set(eb, NU_ERR_PLUGIN, "%s: operator name must match [a-z0-9_]{1,64}", where);
     if (op->kind != NU_OPKIND_SOURCE && op->kind != NU_OPKIND_TRANSFORM &&

@@ -23,7 +23,7 @@ void nu_stage_opts_init(struct nu_stage_opts *o)
     memset(o, 0, sizeof(*o));
     o->commit_interval_ms = 100;
     o->max_splits_per_txn = 1000;
-    o->max_inflight_bytes = 64 << 20;
+    o->max_inflight_bytes = 128 << 20;
     o->max_record_bytes = 1 << 20;
     o->completion_check_ms = 250;
     o->metrics_interval_ms = 5000;
@@ -51,7 +51,10 @@ static nu_err_t nu_stage_clients(struct nu_stage *st, struct nu_errbuf *eb)
     nu_job_group(st->job, st->idx, group, sizeof(group));
     nu_job_txn_id(st->job, st->idx, o->instance, txn, sizeof(txn));
 
-    /* consumer: read_committed, manual commits, bounded prefetch */
+    /* consumer: read_committed, manual commits, bounded prefetch. Half the in-flight bound (64
+     * MiB by default, librdkafka's own default): librdkafka 2.0 backs a partition's fetches off
+     * for a fixed second whenever the prefetch queue reaches its bound, and a bound that a fast
+     * stage drains in less than that starves it. */
     err = nu_kafka_conf_new(NU_KAFKA_CONSUMER, o->brokers, group, NULL, o->props, o->nprops, &conf,
                             eb);
     if (err)
@@ -241,7 +244,10 @@ static nu_err_t nu_stage_loop(struct nu_stage *st, struct nu_errbuf *eb)
         nu_stage_monitor_update(st, now, false);
         if (o->metrics_interval_ms > 0 && now - st->last_metrics_ms >= o->metrics_interval_ms)
             nu_stage_metrics(st, now);
-        if (!st->in_txn && now - st->last_check_ms >= o->completion_check_ms) {
+        /* the check is due every completion_check_ms, and at once when this instance knows
+         * by itself that everything is committed complete (no round trip then) */
+        if (!st->in_txn &&
+            (now - st->last_check_ms >= o->completion_check_ms || nu_stage_known_complete(st))) {
             bool complete = false;
             /* partitions assigned but without records (say, a job run again after it finished)
              * still need their committed lane state for the completion check */

@@ -6,10 +6,14 @@
  * operator, produces the outputs, the lineage event and, after the last failed attempt, the
  * dead letter — all inside one Kafka transaction together with the consumed offsets and the
  * end-of-stream lane state (exactly_once), or produced and flushed before the offsets are
- * committed (at_least_once). It returns when the stage is complete (every partition of every
- * input is done — learned from the group's committed offsets, so it holds across instances),
- * or when *stop becomes non-zero (SIGTERM: the open transaction is finished first and the group
- * is left cleanly), or on a fatal error.
+ * committed (at_least_once). When the operator declares that it passes a batch's rows unchanged
+ * (nu_op_passes_rows), the input is still decoded (checked, counted) but the operator is not
+ * called and the input record's value is produced as the output's, under the output's own split
+ * id and headers. It returns when the stage is complete (every partition of every input is done
+ * — learned from the group's committed offsets, so it holds across instances; a stage of one
+ * instance that committed or read every partition complete itself knows it without asking), or
+ * when *stop becomes non-zero (SIGTERM: the open transaction is finished first and the group is
+ * left cleanly), or on a fatal error.
  *
  * Blocking: runs until one of those; every broker call inside has a timeout.
  * Thread-safety: one call per process (it owns the Kafka clients and installs no handlers).
@@ -30,7 +34,7 @@ struct nu_stage_opts {
     unsigned instance;
     int commit_interval_ms;            /* close a transaction after this long (default 100) */
     int max_splits_per_txn;            /* … or after this many input records (default 1000) */
-    int64_t max_inflight_bytes;        /* consumer prefetch and producer queue bound (64 MiB) */
+    int64_t max_inflight_bytes;        /* consumer prefetch + producer queue bound (128 MiB) */
     int64_t max_record_bytes;          /* largest input or output record (default 1 MiB) */
     int completion_check_ms;           /* how often to look for stage completion (default 250) */
     int metrics_interval_ms;           /* periodic metrics events (default 5000; 0 = off) */

@@ -56,10 +56,13 @@ struct nu_reject {
     struct nu_buf value;
 };
 
-/* One encoded output split, kept between splits so the buffers are reused. */
+/* One encoded output split, kept between splits so the buffers are reused. data/len: the value
+ * to produce — val's bytes, or the input record's own when the split passes unchanged. */
 struct nu_encoded {
     char id[NU_SPLIT_ID_MAX];
     struct nu_buf val, schema;
+    const void *data;
+    size_t len;
 };
 
 struct nu_stage {
@@ -128,6 +131,11 @@ struct nu_part *nu_stage_part(struct nu_stage *st, const char *topic, int32_t pa
 nu_err_t nu_stage_parts_init(struct nu_stage *st, struct nu_errbuf *eb);
 /* Is every partition of every input complete, as committed in the group? */
 nu_err_t nu_stage_check_complete(struct nu_stage *st, bool *complete, struct nu_errbuf *eb);
+/* Without asking the group: is this the stage's only instance (parallelism max 1), and has it
+ * seen every partition of every input complete in committed state (read from the group, or
+ * committed by its own transactions)? Completion is never undone, so yes stays true; no means
+ * "ask the group". */
+bool nu_stage_known_complete(const struct nu_stage *st);
 /* Careful mode: before processing the record at the committed offset of `pt`, record the claim
  * on that offset; *kill_count is how many holders died there before (dead-letter at the limit). */
 nu_err_t nu_stage_claim(struct nu_stage *st, struct nu_part *pt, int *kill_count,

@@ -1,5 +1,6 @@
 /* stage_process.c — one input record: decode, run the operator with retries, produce outputs,
- * lineage and dead letters, and the end-of-stream lanes. */
+ * lineage and dead letters, and the end-of-stream lanes. A batch the operator declares it passes
+ * unchanged skips the operator and the encoder: its output carries the input record's value. */
 #include "common/log.h"
 #include "common/mem.h"
 #include "operators/registry.h"
@@ -139,36 +140,47 @@ static nu_err_t nu_stage_op_for(struct nu_stage *st, struct nu_schema *in, struc
 
 /* Encode the outbox as output splits of input split `parent`, checking every size, then
  * produce them: an output that cannot be written fails the split before anything of it is
- * produced, so the split can be dead-lettered without aborting the transaction. */
+ * produced, so the split can be dead-lettered without aborting the transaction. With `pass` (an
+ * operator that hands its input on unchanged) the outbox is empty and the one output split is
+ * batch `pass` with the input record's own encoded value `pass_val`. */
 static nu_err_t nu_stage_emit_outputs(struct nu_stage *st, const char *parent, unsigned attempt,
-                                      int64_t *rows_out, int64_t *bytes_out, struct nu_errbuf *eb)
+                                      const struct nu_batch *pass,
+                                      const rd_kafka_message_t *pass_val, int64_t *rows_out,
+                                      int64_t *bytes_out, struct nu_errbuf *eb)
 {
     nu_err_t err = NU_OK;
     const char *parents[1] = {parent};
-    if (st->nencs < st->outbox.n) {
-        st->encs = nu_xrealloc(st->encs, st->outbox.n * sizeof(*st->encs));
-        memset(st->encs + st->nencs, 0, (st->outbox.n - st->nencs) * sizeof(*st->encs));
-        st->nencs = st->outbox.n;
+    size_t n = pass ? 1 : st->outbox.n;
+    if (st->nencs < n) {
+        st->encs = nu_xrealloc(st->encs, n * sizeof(*st->encs));
+        memset(st->encs + st->nencs, 0, (n - st->nencs) * sizeof(*st->encs));
+        st->nencs = n;
     }
-    for (size_t k = 0; k < st->outbox.n && !err; k++) {
+    for (size_t k = 0; k < n && !err; k++) {
         struct nu_encoded *e = &st->encs[k];
-        struct nu_batch *b = st->outbox.b[k];
+        const struct nu_batch *b = pass ? pass : st->outbox.b[k];
         err = nu_split_id(st->job->id, st->js->id, parent ? parents : NULL, parent ? 1 : 0,
                           (uint64_t)k, e->id, eb);
-        if (!err)
+        if (!err && pass) {
+            e->data = pass_val->payload;
+            e->len = pass_val->len;
+        } else if (!err) {
             err = nu_codec_encode(&st->copts, b, &e->val, eb);
-        if (!err && (int64_t)e->val.len > st->o->max_record_bytes)
+            e->data = e->val.data;
+            e->len = e->val.len;
+        }
+        if (!err && (int64_t)e->len > st->o->max_record_bytes)
             err = nu_err_set(eb, NU_ERR_TOO_LARGE,
                              "output split %s is %zu bytes, over the stage's maximum record "
                              "size of %" PRId64 " bytes (lower the rows per split, or raise "
                              "max.record.bytes together with the broker's message.max.bytes)",
-                             e->id, e->val.len, st->o->max_record_bytes);
+                             e->id, e->len, st->o->max_record_bytes);
         if (!err && st->job->format == NU_FORMAT_JSON)
             err = nu_schema_to_json(b->schema, &e->schema, eb);
     }
-    for (size_t k = 0; k < st->outbox.n && !err; k++) {
+    for (size_t k = 0; k < n && !err; k++) {
         struct nu_encoded *e = &st->encs[k];
-        struct nu_batch *b = st->outbox.b[k];
+        const struct nu_batch *b = pass ? pass : st->outbox.b[k];
         struct nu_split_meta meta = {
             .kind = NU_SPLIT_DATA,
             .id = e->id,
@@ -182,14 +194,24 @@ static nu_err_t nu_stage_emit_outputs(struct nu_stage *st, const char *parent, u
         err = nu_split_headers_build(&meta, &st->hdrs, eb);
         if (!err)
             err = nu_stage_produce(st, st->p, st->out_topic, RD_KAFKA_PARTITION_UA, e->id,
-                                   strlen(e->id), e->val.data, e->val.len, &st->hdrs, eb);
+                                   strlen(e->id), e->data, e->len, &st->hdrs, eb);
         if (!err) {
             *rows_out += (int64_t)b->nrows;
-            *bytes_out += (int64_t)e->val.len;
+            *bytes_out += (int64_t)e->len;
             st->stats->splits_out++;
         }
     }
     return err;
+}
+
+/* May input batch `in` skip the operator and go on with its record's encoded value as it is?
+ * When the operator declares it passes such batches unchanged, and the stage would not encode
+ * them differently: with deflate on, an uncompressed input must still be compressed. */
+static bool nu_stage_passes(struct nu_stage *st, struct nu_op_inst *inst, const struct nu_batch *in)
+{
+    if (st->out_partitions <= 0 || (st->job->format == NU_FORMAT_AVRO && st->copts.deflate))
+        return false;
+    return nu_op_passes_rows(st->op, inst->state, in->schema);
 }
 
 /* What a dead letter is: the whole input record (row < 0) or one row of its split. */
@@ -421,7 +443,9 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
     if (rerr)
         goto dead;
     int max_attempts = st->js->max_attempts > 0 ? st->js->max_attempts : 1;
-    for (attempt = 1;; attempt++) {
+    /* an operator that would only copy the batch is not called (attempt stays 1) */
+    bool pass = nu_stage_passes(st, inst, in);
+    for (attempt = 1; !pass; attempt++) {
         struct nu_op_emit emit = {.ctx = &st->outbox, .emit = nu_outbox_emit};
         struct nu_op_batch_ctx ctx = {.split_id = meta->id,
                                       .attempt = attempt,
@@ -454,7 +478,8 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
         struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
         nanosleep(&ts, NULL);
     }
-    err = nu_stage_emit_outputs(st, meta->id, attempt - 1, &rows_out, &bytes_out, &rec);
+    err = nu_stage_emit_outputs(st, meta->id, attempt - 1, pass ? in : NULL, m, &rows_out,
+                                &bytes_out, &rec);
     nu_outbox_clear(&st->outbox);
     if (err) {
         if (!nu_stage_record_error(err)) {
@@ -520,7 +545,7 @@ static nu_err_t nu_stage_partition_complete(struct nu_stage *st, struct nu_part 
             nu_arena_reset(st->scratch);
         }
         if (!err && st->out_partitions > 0)
-            err = nu_stage_emit_outputs(st, NULL, 0, &rows_out, &bytes_out, eb);
+            err = nu_stage_emit_outputs(st, NULL, 0, NULL, NULL, &rows_out, &bytes_out, eb);
         nu_outbox_clear(&st->outbox);
         st->stats->rows_out += rows_out;
         if (err)

@@ -249,3 +249,96 @@ Test(exactly_once, a_split_that_kills_the_stage_is_dead_lettered, .timeout = 300
     cr_assert_eq(k.records, 1, "the killer split is dead-lettered once");
     cr_assert(strstr(k.reason, "killed the stage process"), "reason: %s", k.reason);
 }
+
+/* The data records of one topic: split id -> value, and the parent and stage of each. */
+struct split_rec {
+    char id[128], parent[128], stage[64];
+    size_t len;
+    unsigned char *value;
+};
+struct split_recs {
+    struct split_rec r[64];
+    size_t n;
+    size_t eos;
+};
+
+static void collect_splits(const rd_kafka_message_t *m, void *ctx)
+{
+    struct split_recs *s = ctx;
+    char kind[16];
+    if (strcmp(nu_it_header(m, "nurion-kind", kind, sizeof(kind)), "data") != 0) {
+        s->eos++;
+        return;
+    }
+    cr_assert_lt(s->n, 64);
+    struct split_rec *r = &s->r[s->n++];
+    nu_it_header(m, "nurion-split", r->id, sizeof(r->id));
+    nu_it_header(m, "nurion-parents", r->parent, sizeof(r->parent));
+    nu_it_header(m, "nurion-stage", r->stage, sizeof(r->stage));
+    r->len = m->len;
+    r->value = malloc(m->len ? m->len : 1);
+    memcpy(r->value, m->payload, m->len);
+}
+
+/* map {} passes rows unchanged: its splits carry their input's value under their own split id
+ * and headers, and the job still delivers every row exactly once. */
+Test(exactly_once, identity_map_hands_splits_on_unchanged, .timeout = 180)
+{
+    static const char tmpl[] =
+        "{\"job_id\":\"@ID@\",\"stages\":["
+        "{\"id\":\"src\",\"operator\":\"generate\",\"config\":{\"rows\":20000,\"split_rows\":1000,"
+        "\"payload_bytes\":24},\"partitions\":2},"
+        "{\"id\":\"same\",\"operator\":\"map\",\"config\":{},\"upstream\":[\"src\"],"
+        "\"partitions\":2},"
+        "{\"id\":\"out\",\"operator\":\"file_sink\",\"config\":{\"path\":\"@OUT@\",\"format\":"
+        "\"jsonl\"},\"upstream\":[\"same\"]}]}";
+    struct nu_it_job j;
+    nu_it_job_make(&j, "eo-same", tmpl);
+    cr_assert_eq(nu_it_run_wait(&j, nu_it_run_start(&j, NULL), 120000), 0, "log %s", j.log);
+
+    json_t *rows = nu_it_sink_rows(j.out);
+    unsigned char *seen = calloc(20000, 1);
+    size_t n = json_array_size(rows), dup = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(rows, i);
+        json_int_t id = json_integer_value(json_object_get(r, "id"));
+        const char *payload = json_string_value(json_object_get(r, "payload"));
+        if (id < 0 || id >= 20000 || !payload || strlen(payload) != 24)
+            bad++;
+        else if (seen[id]++)
+            dup++;
+    }
+    cr_assert_eq(bad, 0, "%zu rows are not generated rows", bad);
+    cr_assert_eq(dup, 0, "%zu ids arrived more than once", dup);
+    cr_assert_eq(n, 20000, "expected 20000 rows, found %zu (log %s)", n, j.log);
+    free(seen);
+    json_decref(rows);
+
+    char topic[256];
+    struct split_recs *in = calloc(1, sizeof(*in)), *out = calloc(1, sizeof(*out));
+    snprintf(topic, sizeof(topic), "nurion.%s.src", j.id);
+    nu_it_read_topic(topic, collect_splits, in);
+    snprintf(topic, sizeof(topic), "nurion.%s.same", j.id);
+    nu_it_read_topic(topic, collect_splits, out);
+    cr_assert_eq(in->n, 20);
+    cr_assert_eq(out->n, 20, "expected 20 splits of stage same, found %zu", out->n);
+    cr_assert_gt(out->eos, 0, "stage same wrote no end-of-stream records");
+    for (size_t i = 0; i < out->n; i++) {
+        struct split_rec *o = &out->r[i], *p = NULL;
+        cr_assert_str_eq(o->stage, "same");
+        cr_assert_str_neq(o->id, o->parent);
+        for (size_t k = 0; k < in->n && !p; k++)
+            if (strcmp(in->r[k].id, o->parent) == 0)
+                p = &in->r[k];
+        cr_assert_not_null(p, "split %s names parent %s, not a split of src", o->id, o->parent);
+        cr_assert_eq(o->len, p->len);
+        cr_assert(memcmp(o->value, p->value, o->len) == 0, "split %s differs from its input",
+                  o->id);
+    }
+    for (size_t i = 0; i < out->n; i++)
+        free(out->r[i].value);
+    for (size_t i = 0; i < in->n; i++)
+        free(in->r[i].value);
+    free(in);
+    free(out);
+}

@@ -92,7 +92,7 @@ static const struct nu_operator good_op = {
 };
 
 enum fault {
-    F_ABI2,
+    F_ABI3,
     F_ABI0,
     F_NAME,
     F_EMPTY_NAME,
@@ -109,7 +109,7 @@ static const struct {
     enum fault f;
     const char *msg;
 } bad_descriptors[] = {
-    {F_ABI2, "ABI version 2 is not supported"},
+    {F_ABI3, "ABI version 3 is not supported"},
     {F_ABI0, "ABI version 0 is not supported"},
     {F_NAME, "name must match"},
     {F_EMPTY_NAME, "name must match"},
@@ -129,8 +129,8 @@ static nu_err_t noop_snapshot(void *s, void **b, size_t *n, struct nu_errbuf *eb
 static void apply_fault(struct nu_operator *op, enum fault f)
 {
     switch (f) {
-    case F_ABI2:
-        op->abi_version = 2;
+    case F_ABI3:
+        op->abi_version = 3;
         break;
     case F_ABI0:
         op->abi_version = 0;
@@ -167,6 +167,10 @@ Test(registry, descriptor_checks)
     struct nu_errbuf eb;
     nu_errbuf_clear(&eb);
     cr_assert_eq(nu_registry_check_descriptor(&good_op, "t", &eb), NU_OK, "%s", nu_err_msg(&eb));
+    /* a descriptor of the oldest supported version still loads */
+    struct nu_operator old = good_op;
+    old.abi_version = NU_OPERATOR_ABI_MIN_VERSION;
+    cr_assert_eq(nu_registry_check_descriptor(&old, "t", &eb), NU_OK, "%s", nu_err_msg(&eb));
     for (size_t i = 0; i < sizeof(bad_descriptors) / sizeof(bad_descriptors[0]); i++) {
         struct nu_operator op = good_op;
         apply_fault(&op, bad_descriptors[i].f);

@@ -275,6 +275,71 @@ Test(transforms, map_recompiles_on_a_new_input_schema)
     json_decref(cfg);
 }
 
+/* map declares passes_rows exactly when process() would copy the batch: when it says so, the
+ * one output batch must have an equal schema and the same rows. */
+Test(transforms, map_passes_rows_only_for_an_in_place_copy)
+{
+    static const struct {
+        const char *config;
+        bool passes;
+    } cases[] = {
+        {"{}", true},
+        {"{\"select\": [\"id\", \"s\"]}", true},
+        {"{\"rename\": {\"id\": \"id\"}}", true},
+        {"{\"drop\": []}", true},
+        {"{\"select\": [\"s\", \"id\"]}", false},
+        {"{\"drop\": [\"s\"]}", false},
+        {"{\"rename\": {\"id\": \"key\"}}", false},
+        {"{\"columns\": {\"id\": \"id\"}}", false},
+        {"{\"columns\": {\"y\": \"id * 2\"}}", false},
+    };
+    const struct nu_operator *op = NULL;
+    cr_assert_eq(nu_registry_find("map", NULL, &op, NULL), NU_OK);
+    cr_assert_geq(op->abi_version, 2u);
+    struct nu_schema *in_s = nu_schema_new(2);
+    nu_schema_set(in_s, 0, "id", NU_T_INT64, false, NULL);
+    nu_schema_set(in_s, 1, "s", NU_T_STRING, true, NULL);
+    struct nu_batch *in = nu_batch_new(in_s, 2);
+    struct nu_value *row = nu_batch_add_row(in);
+    row[0] = nu_value_int(7);
+    row[1] = nu_batch_str(in, NU_T_STRING, "seven", 5);
+    row = nu_batch_add_row(in);
+    row[0] = nu_value_int(-1);
+    row[1] = nu_value_null();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *cfg = json_loads(cases[i].config, 0, NULL);
+        cr_assert_not_null(cfg);
+        struct nu_op_open_args args = {.config = cfg, .in = NULL};
+        void *state = NULL;
+        struct nu_errbuf eb;
+        nu_errbuf_clear(&eb);
+        cr_assert_eq(op->open(&args, &state, &eb), NU_OK, "%s: %s", cases[i].config,
+                     nu_err_msg(&eb));
+        bool passes = nu_op_passes_rows(op, state, in_s);
+        cr_assert_eq(passes, cases[i].passes, "%s: passes_rows says %d", cases[i].config, passes);
+        struct collect col = {0};
+        struct nu_op_emit emit = {.ctx = &col, .emit = collect_emit};
+        cr_assert_eq(op->process(state, NULL, in, &emit, &eb), NU_OK, "%s", nu_err_msg(&eb));
+        cr_assert_eq(col.n, 1);
+        bool same = nu_schema_equal(col.b[0]->schema, in_s) && col.b[0]->nrows == in->nrows;
+        for (size_t r = 0; same && r < in->nrows; r++)
+            for (size_t c = 0; c < in_s->ncols; c++)
+                same =
+                    same && nu_value_equal(&nu_batch_row(col.b[0], r)[c], &nu_batch_row(in, r)[c]);
+        if (passes)
+            cr_assert(same, "%s: declared to pass rows but changed them", cases[i].config);
+        collect_free(&col);
+        op->close(state);
+        json_decref(cfg);
+    }
+    /* a version-1 descriptor is never asked, whatever lies after its last member */
+    struct nu_operator v1 = *op;
+    v1.abi_version = 1;
+    cr_assert_not(nu_op_passes_rows(&v1, NULL, in_s));
+    nu_batch_destroy(in);
+    nu_schema_unref(in_s);
+}
+
 /* --- generate and file_sink --- */
 
 static nu_err_t run_generate(json_t *cfg, struct collect *plans, struct collect *data)
