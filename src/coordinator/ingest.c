@@ -6,7 +6,9 @@
 #include "common/mem.h"
 #include "coordinator/store.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +17,7 @@
 #define NU_INGEST_META_MS     5000                        /* metadata request timeout */
 #define NU_INGEST_MAX_JOBS    10000                       /* jobs followed at once */
 #define NU_INGEST_BACKOFF0_MS 100
+#define NU_INGEST_CLOSE_MS    2000 /* closing the consumer, then destroying it: each at most */
 
 static int64_t nu_ingest_now_ms(void)
 {
@@ -87,15 +90,113 @@ out:
     return err;
 }
 
+/* A consumer handle being destroyed on a thread of its own, so its owner can give up waiting.
+ * Shared by the two threads; the last one to let go frees it. */
+struct nu_ingest_reaper {
+    rd_kafka_t *rk;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int refs;
+};
+
+static void nu_ingest_reaper_release(struct nu_ingest_reaper *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool last = --r->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (last) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+        free(r);
+    }
+}
+
+static void *nu_ingest_reaper_main(void *arg)
+{
+    struct nu_ingest_reaper *r = arg;
+    rd_kafka_destroy_flags(r->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    pthread_mutex_lock(&r->mu);
+    r->done = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    nu_ingest_reaper_release(r);
+    return NULL;
+}
+
+/*
+ * Close the consumer and destroy it, each step bounded by NU_INGEST_CLOSE_MS. Neither call of
+ * librdkafka has a timeout: rd_kafka_destroy waits for the consumer-group handler to terminate
+ * and then joins every broker thread, and a broker thread only ends once nothing references it.
+ * librdkafka 2.0.x can leave such a reference behind (a partition that is never released) when
+ * partitions are re-assigned and their topic is deleted under the consumer, which is what
+ * happens to the ingester when jobs end and their topics are removed; the destroy then never
+ * returns (tests/integration/test_ingest_close.c reproduces it). So the close goes through
+ * rd_kafka_consumer_close_queue, polled until closed or the bound, and the destroy runs on a
+ * thread of its own: when it outlives its bound, the handle is left to the exit of the process
+ * instead of hanging it.
+ */
+static void nu_ingest_close(rd_kafka_t *rk)
+{
+    int64_t deadline = nu_ingest_now_ms() + NU_INGEST_CLOSE_MS;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(rk, q);
+    if (error != NULL) {
+        NU_LOG_DEBUG_AREA("kafka", "ingest", "could not close the events consumer: %s",
+                          rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else {
+        while (!rd_kafka_consumer_closed(rk) && nu_ingest_now_ms() < deadline) {
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 50);
+            if (ev != NULL)
+                rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    bool closed = rd_kafka_consumer_closed(rk) != 0;
+
+    struct nu_ingest_reaper *r = nu_xcalloc(1, sizeof(*r));
+    pthread_t thr;
+    r->rk = rk;
+    r->refs = 2;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (pthread_create(&thr, NULL, nu_ingest_reaper_main, r) != 0) {
+        r->refs = 1; /* no thread: destroy here, unbounded, as a last resort */
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        nu_ingest_reaper_release(r);
+        return;
+    }
+    pthread_detach(thr);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += NU_INGEST_CLOSE_MS / 1000;
+    until.tv_nsec += (long)(NU_INGEST_CLOSE_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    int rc = 0;
+    while (!r->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&r->cv, &r->mu, &until);
+    bool done = r->done;
+    pthread_mutex_unlock(&r->mu);
+    if (!done)
+        nu_log(NU_LOG_WARN, "ingest",
+               "the events consumer was not destroyed within %d ms (group handler closed: %s); "
+               "leaving it to the process exit",
+               NU_INGEST_CLOSE_MS, closed ? "yes" : "no");
+    nu_ingest_reaper_release(r);
+}
+
 void nu_ingest_destroy(nu_ingest_t *ing)
 {
     if (ing == NULL)
         return;
-    nu_ingest_drop_batch(ing);
-    if (ing->rk != NULL) {
-        rd_kafka_assign(ing->rk, NULL);
-        rd_kafka_destroy_flags(ing->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    }
+    nu_ingest_drop_batch(ing); /* messages hold references on the handle */
+    if (ing->rk != NULL)
+        nu_ingest_close(ing->rk);
     if (ing->assigned != NULL)
         rd_kafka_topic_partition_list_destroy(ing->assigned);
     nu_db_close(ing->db);

@@ -72,7 +72,10 @@ typedef struct nu_ingest nu_ingest_t;
  * configuration is NU_ERR_CONFIG / NU_ERR_INVALID. *out is returned owned (nu_ingest_destroy).
  */
 nu_err_t nu_ingest_new(const struct nu_ingest_conf *conf, nu_ingest_t **out, struct nu_errbuf *eb);
-void nu_ingest_destroy(nu_ingest_t *ing); /* accepts NULL; never commits anything to Kafka */
+/* Accepts NULL; never commits anything to Kafka. Blocks at most about 4 s (closing, then
+ * destroying the consumer, each bounded); a consumer that does not shut down in time is left
+ * to the exit of the process, with a warning. */
+void nu_ingest_destroy(nu_ingest_t *ing);
 
 /*
  * One step: re-read the job list when due, gather one batch (waiting up to `timeout_ms` for the

@@ -324,14 +324,23 @@ static const char nu_sql_metrics[] =
     " WHERE i.job_id = l.job AND i.stage_id = l.stage AND i.instance = l.instance"
     "  AND coalesce((i.last_metrics->>'ts')::bigint, 0) <= l.ts";
 
-/* $1 job, $2 stage, $3 instance, $4 ts, $5 pid, $6 host, $7 reason */
+/*
+ * Instance state is monotonic per process: an ended row (stopped, crashed) goes back to
+ * `running` only for another process (another pid) that started after it ended. So a start event
+ * ingested late, after the launcher saw the process die (SIGKILL leaves no stop event), cannot
+ * resurrect it; and a stop of an older process cannot end a newer one (metrics events only ever
+ * touch last_metrics). Parameters: $1 job, $2 stage, $3 instance, $4 ts, $5 pid, $6 host,
+ * $7 reason.
+ */
 static const char nu_sql_start[] =
     "WITH up AS (INSERT INTO instances AS i (job_id, stage_id, instance, pid, host, state,"
     "  started_at) VALUES ($1, $2, $3::int, $5::int, $6, 'running',"
     "  to_timestamp($4::bigint / 1000.0))"
     "  ON CONFLICT (job_id, stage_id, instance) DO UPDATE SET pid = EXCLUDED.pid,"
     "  host = EXCLUDED.host, state = 'running', reason = NULL, started_at = EXCLUDED.started_at,"
-    "  stopped_at = NULL WHERE i.started_at IS NULL OR i.started_at <= EXCLUDED.started_at),"
+    "  stopped_at = NULL WHERE (i.started_at IS NULL OR i.started_at <= EXCLUDED.started_at)"
+    "  AND (i.state = 'running' OR (i.pid IS DISTINCT FROM EXCLUDED.pid"
+    "  AND (i.stopped_at IS NULL OR i.stopped_at < EXCLUDED.started_at)))),"
     " st AS (UPDATE stages SET state = 'running',"
     "  started_at = coalesce(started_at, to_timestamp($4::bigint / 1000.0))"
     "  WHERE job_id = $1 AND stage_id = $2 AND state = 'pending')"
@@ -345,8 +354,10 @@ static const char nu_sql_stop[] =
     " CASE WHEN coalesce($7, 'stopped') IN ('complete', 'stopped') THEN 'stopped'"
     " ELSE 'crashed' END, $7, to_timestamp($4::bigint / 1000.0))"
     " ON CONFLICT (job_id, stage_id, instance) DO UPDATE SET state = EXCLUDED.state,"
+    " pid = coalesce(nullif(EXCLUDED.pid, 0), i.pid),"
     " reason = EXCLUDED.reason, stopped_at = EXCLUDED.stopped_at"
-    " WHERE i.started_at IS NULL OR i.started_at <= EXCLUDED.stopped_at";
+    " WHERE i.pid IS NOT DISTINCT FROM EXCLUDED.pid OR i.started_at IS NULL"
+    " OR i.started_at <= EXCLUDED.stopped_at";
 
 static nu_err_t nu_ingest_sql_array(nu_db_t *db, const char *sql, json_t *arr, nu_db_res_t **res,
                                     struct nu_errbuf *eb)

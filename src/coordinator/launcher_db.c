@@ -6,13 +6,14 @@
 #include <string.h>
 
 /* The stage process reports its own start and stop as events (ingest_write.c): this row is
- * written first, with the launcher's clock, and the instance's events, later, win. */
+ * written first, with the launcher's clock, and the instance's events, later, win. An ended row
+ * of the same pid stays ended (state is monotonic per process). */
 static const char nu_sql_spawned[] =
     "INSERT INTO instances AS i (job_id, stage_id, instance, pid, host, state, started_at)"
     " VALUES ($1, $2, $3::int, $4::int, $5, 'running', clock_timestamp())"
     " ON CONFLICT (job_id, stage_id, instance) DO UPDATE SET pid = EXCLUDED.pid,"
     " host = EXCLUDED.host, state = 'running', reason = NULL, started_at = EXCLUDED.started_at,"
-    " stopped_at = NULL";
+    " stopped_at = NULL WHERE i.state = 'running' OR i.pid IS DISTINCT FROM EXCLUDED.pid";
 
 /* Only the row of this very process (same pid) is ended; a clean exit keeps the reason the
  * instance gave in its own stop event. */
