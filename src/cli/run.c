@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "operators/registry.h"
+#include "stage/local.h"
 #include "stage/runner.h"
 
 #include <limits.h>
@@ -29,13 +30,18 @@ static void nu_cli_run_usage(FILE *out)
 {
     fprintf(out,
             "usage: nurion run [--brokers B] [--instances S=N]... [--cleanup] [--quiet]\n"
-            "                  [--set k=v]... JOB.json\n\n"
+            "                  [--set k=v]... JOB.json\n"
+            "       nurion run --local [--instances S=N]... [--quiet] JOB.json\n\n"
             "Runs a job on this machine against a Kafka broker: creates the job's topics, plans\n"
             "its sources, starts every stage instance as a `nurion stage` process, restarts\n"
             "instances that crash (with back-off, up to the stage's max_crashes), shows the\n"
             "progress read from the job's events topic and, when every stage is complete,\n"
             "prints a summary. Running a job again resumes it: committed work is not redone.\n\n"
+            "With --local the whole job runs in this process, every stage instance a thread,\n"
+            "over an in-memory broker with the same topics, partitions, lanes and guarantees:\n"
+            "for development and tests without Kafka. Nothing outlives the process.\n\n"
             "options:\n"
+            "  --local           run in this process over the in-memory broker (no Kafka)\n"
             "  --brokers B       bootstrap servers (default: $NURION_BROKERS)\n"
             "  --instances S=N   run N instances of stage S (within its parallelism min..max;\n"
             "                    default: its max); may be repeated\n"
@@ -74,7 +80,7 @@ int nu_cli_cmd_run(int argc, char **argv)
     struct nu_run_instances *ov = nu_xcalloc(NU_CLI_RUN_MAX_ARGS, sizeof(*ov));
     size_t nsets = 0, nprops = 0, nov = 0;
     const char *brokers = getenv("NURION_BROKERS"), *file = NULL;
-    bool cleanup = false, quiet = false;
+    bool cleanup = false, quiet = false, local = false;
     struct nu_problems probs;
     struct nu_errbuf eb;
     struct nu_job *job = NULL;
@@ -122,6 +128,8 @@ int nu_cli_cmd_run(int argc, char **argv)
             fprintf(stderr, "nurion run: option \"%s\" needs a value\n", argv[i]);
             code = NU_EXIT_USAGE;
             goto out;
+        } else if (strcmp(argv[i], "--local") == 0) {
+            local = true;
         } else if (strcmp(argv[i], "--cleanup") == 0) {
             cleanup = true;
         } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
@@ -146,7 +154,13 @@ int nu_cli_cmd_run(int argc, char **argv)
         code = NU_EXIT_USAGE;
         goto out;
     }
-    if (!brokers || !*brokers) {
+    if (local && nsets > 0) {
+        fprintf(stderr, "nurion run: --set is not supported with --local (the stages use their "
+                        "defaults)\n");
+        code = NU_EXIT_USAGE;
+        goto out;
+    }
+    if (!local && (!brokers || !*brokers)) {
         fprintf(stderr, "nurion run: no Kafka brokers given (set NURION_BROKERS or pass "
                         "--brokers)\n");
         code = NU_EXIT_USAGE;
@@ -186,6 +200,14 @@ int nu_cli_cmd_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     nu_log_set_context(job->id, "run", NULL);
 
+    if (local) {
+        struct nu_local_opts lo = {
+            .instances = counts, .quiet = quiet, .out = stdout, .err = stderr};
+        if (quiet)
+            nu_log_init(NU_LOG_WARN, NULL);
+        rc = nu_local_run(job, &lo, &nu_cli_run_stop, NULL, &eb);
+        goto done;
+    }
     struct nu_run_opts o = {
         .job_path = abs,
         .brokers = brokers,
@@ -202,6 +224,7 @@ int nu_cli_cmd_run(int argc, char **argv)
         .err = stderr,
     };
     rc = nu_run_job(job, &o, &nu_cli_run_stop, NULL, &eb);
+done:
     if (rc == NU_ERR_CANCELLED) {
         fprintf(stderr, "nurion run: job \"%s\" stopped by %s; the stages were stopped\n", job->id,
                 nu_cli_run_stop == SIGINT ? "SIGINT" : "SIGTERM");

@@ -132,10 +132,10 @@ void nu_plan_ends_note(json_t *ends, const struct nu_batch *b)
 
 /* Account one committed plan record: a data split (counted) or an eos marker; the end offset
  * of each partition a split covers goes to `ends` (may be NULL). */
-static void nu_plan_scan_record(const struct nu_job *job, const rd_kafka_message_t *m,
-                                struct nu_plan_count *cnt, bool *eos, json_t *ends)
+static void nu_plan_scan_record(const struct nu_job *job, const void *value, size_t len,
+                                const struct nu_header *hv, size_t nh, struct nu_plan_count *cnt,
+                                bool *eos, json_t *ends)
 {
-    struct nu_header hv[NU_PLAN_MAX_READ_HEADERS];
     struct nu_split_meta meta = {0};
     struct nu_errbuf ignore;
     struct nu_batch *b = NULL;
@@ -143,7 +143,6 @@ static void nu_plan_scan_record(const struct nu_job *job, const rd_kafka_message
     uint64_t rows = 0;
 
     nu_errbuf_clear(&ignore);
-    size_t nh = nu_kafka_headers_view(m, hv, NU_PLAN_MAX_READ_HEADERS, NULL);
     if (nu_split_meta_parse(hv, nh, &meta, &ignore) != NU_OK)
         return; /* not ours: a plan topic holds only our records, so ignore strays */
     if (meta.kind == NU_SPLIT_EOS) {
@@ -153,7 +152,7 @@ static void nu_plan_scan_record(const struct nu_job *job, const rd_kafka_message
     cnt->splits++;
     if (meta.format)
         nu_format_parse(meta.format, &fmt, &ignore);
-    if (nu_codec_decode(fmt, m->payload, m->len, meta.schema, &b, &ignore) != NU_OK) {
+    if (nu_codec_decode(fmt, value, len, meta.schema, &b, &ignore) != NU_OK) {
         cnt->rows_known = false;
         goto out;
     }
@@ -252,7 +251,9 @@ nu_err_t nu_plan_scan(const struct nu_job *job, size_t s, const char *brokers,
                              "could not read the plan in topic \"%s\": %s", topic,
                              rd_kafka_message_errstr(m));
         } else {
-            nu_plan_scan_record(job, m, cnt, eos, ends);
+            struct nu_header hv[NU_PLAN_MAX_READ_HEADERS];
+            size_t nh = nu_kafka_headers_view(m, hv, NU_PLAN_MAX_READ_HEADERS, NULL);
+            nu_plan_scan_record(job, m->payload, m->len, hv, nh, cnt, eos, ends);
         }
         rd_kafka_message_destroy(m);
         if (err)
@@ -278,6 +279,13 @@ out:
 static nu_err_t nu_plan_produce(struct nu_plan_writer *w, int32_t partition, const char *key,
                                 const void *val, size_t len, struct nu_errbuf *eb)
 {
+    if (w->tp) {
+        nu_err_t err = nu_tproducer_send(w->tp, w->topic, partition, key, strlen(key), val, len,
+                                         w->hdrs.h, w->hdrs.n, NU_PLAN_TIMEOUT_MS, eb);
+        if (err)
+            nu_err_prefix(eb, "could not write plan split \"%s\" to topic \"%s\": ", key, w->topic);
+        return err;
+    }
     int64_t deadline = nu_plan_now_ms() + NU_PLAN_TIMEOUT_MS;
     for (;;) {
         rd_kafka_headers_t *h = nu_kafka_headers_new(&w->hdrs);
@@ -468,6 +476,143 @@ nu_err_t nu_plan_sources(const struct nu_job *job, const char *brokers,
             continue;
         }
         err = nu_plan_source(job, i, brokers, props, nprops, &cnt, eb);
+        if (counts)
+            counts[i] = cnt;
+    }
+    return err;
+}
+
+/* --- the same over a transport (the in-memory broker) ---------------------------------------- */
+
+nu_err_t nu_plan_topics_transport(const struct nu_job *job, nu_transport_t *tr,
+                                  struct nu_errbuf *eb)
+{
+    struct nu_plan_topic *topics = nu_xcalloc(NU_PLAN_MAX_TOPICS, sizeof(*topics));
+    struct nu_ttopic_spec *specs = nu_xcalloc(NU_PLAN_MAX_TOPICS, sizeof(*specs));
+    size_t n = nu_plan_topic_list(job, topics);
+    for (size_t i = 0; i < n; i++)
+        specs[i] =
+            (struct nu_ttopic_spec){.name = topics[i].name, .partitions = topics[i].partitions};
+    nu_err_t err = nu_transport_topics_create(tr, specs, n, NU_PLAN_TIMEOUT_MS, eb);
+    if (err)
+        nu_err_prefix(eb, "job \"%s\": ", job->id);
+    free(specs);
+    free(topics);
+    return err;
+}
+
+/* nu_plan_scan() over a transport: read the plan topic of `s` to the end of each partition. */
+static nu_err_t nu_plan_scan_transport(const struct nu_job *job, size_t s, nu_transport_t *tr,
+                                       const char *group, struct nu_plan_count *cnt, bool *eos,
+                                       struct nu_errbuf *eb)
+{
+    const struct nu_job_stage *st = &job->stages[s];
+    char topic[NU_JOB_NAME_MAX];
+    struct nu_toffsets parts = {0};
+    struct nu_tconsumer_conf cc = {.group = group, .eof = true};
+    nu_tconsumer_t *c = NULL;
+    int pending = st->partitions;
+    bool *done = nu_xcalloc((size_t)st->partitions, sizeof(*done));
+    int64_t deadline = nu_plan_now_ms() + NU_PLAN_TIMEOUT_MS;
+
+    *eos = false;
+    memset(cnt, 0, sizeof(*cnt));
+    cnt->rows_known = true;
+    nu_job_topic_plan(job, s, topic, sizeof(topic));
+    for (int32_t p = 0; p < st->partitions; p++)
+        nu_toffsets_add(&parts, topic, p, 0, NULL, 0);
+    nu_err_t err = nu_tconsumer_new(tr, &cc, &c, eb);
+    if (!err)
+        err = nu_tconsumer_assign(c, &parts, eb);
+    while (!err && pending > 0) {
+        const struct nu_trecord *m = NULL;
+        if (nu_plan_now_ms() >= deadline) {
+            err = nu_err_set(eb, NU_ERR_TIMEOUT, "could not read the plan in topic \"%s\"", topic);
+            break;
+        }
+        err = nu_tconsumer_poll(c, 200, &m, eb);
+        if (err || !m)
+            continue;
+        if (m->eof) {
+            if (m->partition >= 0 && m->partition < st->partitions && !done[m->partition]) {
+                done[m->partition] = true;
+                pending--;
+            }
+        } else {
+            nu_plan_scan_record(job, m->value, m->len, m->headers, m->nheaders, cnt, eos, NULL);
+        }
+    }
+    nu_tconsumer_destroy(c);
+    nu_toffsets_free(&parts);
+    free(done);
+    if (!cnt->splits)
+        cnt->rows_known = false;
+    return err;
+}
+
+static nu_err_t nu_plan_source_transport(const struct nu_job *job, size_t s, nu_transport_t *tr,
+                                         struct nu_plan_count *cnt, struct nu_errbuf *eb)
+{
+    struct nu_plan_writer w = {.job = job, .s = s, .cnt = cnt};
+    char group[NU_JOB_NAME_MAX], txn_id[NU_JOB_NAME_MAX + 16];
+    bool eos = false, in_txn = false;
+    nu_err_t err;
+
+    nu_job_group(job, s, group, sizeof(group));
+    snprintf(txn_id, sizeof(txn_id), "%s.planner", group);
+    nu_job_topic_plan(job, s, w.topic, sizeof(w.topic));
+    w.partitions = job->stages[s].partitions;
+    w.copts.format = job->format;
+
+    struct nu_tproducer_conf pc = {.txn_id = txn_id};
+    /* fences an older planner and aborts whatever it left open */
+    err = nu_tproducer_new(tr, &pc, NU_PLAN_TIMEOUT_MS, &w.tp, eb);
+    if (!err)
+        err = nu_plan_scan_transport(job, s, tr, txn_id, cnt, &eos, eb);
+    if (err || eos) {
+        cnt->existed = eos;
+        goto out;
+    }
+    memset(cnt, 0, sizeof(*cnt));
+    cnt->rows_known = true;
+    err = nu_tproducer_begin(w.tp, eb);
+    if (err)
+        goto out;
+    in_txn = true;
+    err = nu_plan_run_operator(&w, eb);
+    if (err)
+        goto out;
+    err = nu_tproducer_commit(w.tp, NU_PLAN_TIMEOUT_MS, eb);
+    in_txn = false;
+    if (!cnt->splits)
+        cnt->rows_known = false;
+out:
+    if (w.tp) {
+        struct nu_errbuf ignore;
+        nu_errbuf_clear(&ignore);
+        if (in_txn) /* nothing of a failed plan becomes visible */
+            nu_tproducer_abort(w.tp, NU_PLAN_TIMEOUT_MS, &ignore);
+        nu_tproducer_destroy(w.tp);
+    }
+    if (err)
+        nu_err_prefix(eb, "could not plan source \"%s\": ", job->stages[s].id);
+    nu_buf_free(&w.val);
+    nu_buf_free(&w.schema);
+    nu_headers_free(&w.hdrs);
+    return err;
+}
+
+nu_err_t nu_plan_sources_transport(const struct nu_job *job, nu_transport_t *tr,
+                                   struct nu_plan_count *counts, struct nu_errbuf *eb)
+{
+    nu_err_t err = NU_OK;
+    if (counts)
+        memset(counts, 0, job->nstages * sizeof(*counts));
+    for (size_t i = 0; i < job->nstages && !err; i++) {
+        struct nu_plan_count cnt = {0};
+        if (job->stages[i].nupstream != 0)
+            continue;
+        err = nu_plan_source_transport(job, i, tr, &cnt, eb);
         if (counts)
             counts[i] = cnt;
     }

@@ -32,6 +32,7 @@
 #include "common/job.h"
 #include "common/value.h"
 #include "stage/kafka.h"
+#include "stage/transport.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -102,6 +103,17 @@ typedef void (*nu_plan_tail_fn)(void *ctx, uint64_t splits);
 nu_err_t nu_plan_tail(const struct nu_job *job, size_t s, const char *brokers,
                       const struct nu_kafka_prop *props, size_t nprops, volatile sig_atomic_t *stop,
                       nu_plan_tail_fn progress, void *ctx, struct nu_errbuf *eb);
+
+/*
+ * The same two steps over transport `tr` (borrowed; the in-memory broker of `nurion run
+ * --local`): topics created with the same names and partitions, plans written with the same
+ * records, eos markers and one transaction per source, and a committed plan found again is
+ * left as it is. Errors as above, from the transport.
+ */
+nu_err_t nu_plan_topics_transport(const struct nu_job *job, nu_transport_t *tr,
+                                  struct nu_errbuf *eb);
+nu_err_t nu_plan_sources_transport(const struct nu_job *job, nu_transport_t *tr,
+                                   struct nu_plan_count *counts, struct nu_errbuf *eb);
 
 /* Sum of the int64 column "count" over the rows of plan batch `b`; false when it has none. */
 bool nu_plan_batch_rows(const struct nu_batch *b, uint64_t *rows);

@@ -11,6 +11,7 @@
 #include "common/codec.h"
 #include "common/split.h"
 #include "stage/planner.h"
+#include "stage/transport.h"
 
 #include <jansson.h>
 
@@ -18,7 +19,8 @@
 struct nu_plan_writer {
     const struct nu_job *job;
     size_t s;
-    rd_kafka_t *p; /* borrowed */
+    rd_kafka_t *p;      /* borrowed */
+    nu_tproducer_t *tp; /* instead of p: a producer of a transport (borrowed) */
     char topic[NU_JOB_NAME_MAX];
     int partitions;
     uint64_t position; /* index of the next split (its id and plan-topic partition) */

@@ -117,7 +117,8 @@ int nu_run_progress_print(FILE *out, const struct nu_job *job, const struct nu_r
 /*
  * The summary after success: a table per stage (operator, instances, rows in, rows out,
  * splits, dead letters, errors, restarts), the wall time, and a kcat command for each topic the
- * job's results end in (outputs of stages read by nothing or only by sinks).
+ * job's results end in (outputs of stages read by nothing or only by sinks); none when
+ * `brokers` is NULL.
  */
 void nu_run_summary_print(FILE *out, const struct nu_job *job, const struct nu_run_stats *s,
                           int64_t wall_ms, const char *brokers);

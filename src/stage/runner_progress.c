@@ -311,6 +311,10 @@ void nu_run_summary_print(FILE *out, const struct nu_job *job, const struct nu_r
                 st->splits, st->dead_letters, st->errors, st->restarts);
     }
     fprintf(out, "\n");
+    if (!brokers) { /* no broker to point kcat at (nurion run --local) */
+        fflush(out);
+        return;
+    }
     for (size_t i = 0; i < job->nstages; i++) {
         if (!nu_run_is_result(job, i))
             continue;

@@ -17,6 +17,7 @@
 #define NU_STAGE_INIT_TIMEOUT_MS  60000
 #define NU_STAGE_CLOSE_TIMEOUT_MS 30000
 #define NU_STAGE_POLL_MS          50
+#define NU_STAGE_MAX_HEADERS      64 /* headers of an input record kept (dead letters copy them) */
 
 void nu_stage_opts_init(struct nu_stage_opts *o)
 {
@@ -173,7 +174,7 @@ static void nu_stage_metrics(struct nu_stage *st, int64_t now)
     json_object_set_new(ev, "total_lag", json_integer(total_lag));
     st->metrics_rows_in = st->stats->rows_in;
     st->last_metrics_ms = now;
-    if (nu_stage_event(st, st->aux, ev, &eb))
+    if (nu_stage_event(st, true, ev, &eb))
         nu_log(NU_LOG_WARN, "stage", "could not write metrics: %s", nu_err_msg(&eb));
 }
 
@@ -219,7 +220,17 @@ static nu_err_t nu_stage_loop(struct nu_stage *st, struct nu_errbuf *eb)
                 }
                 nu_log(NU_LOG_WARN, "stage", "consumer: %s", rd_kafka_message_errstr(m));
             } else {
-                err = nu_stage_handle(st, m, eb);
+                struct nu_header hv[NU_STAGE_MAX_HEADERS];
+                struct nu_trecord r = {.topic = rd_kafka_topic_name(m->rkt),
+                                       .partition = m->partition,
+                                       .offset = m->offset,
+                                       .key = m->key,
+                                       .keylen = m->key_len,
+                                       .value = m->payload,
+                                       .len = m->len,
+                                       .headers = hv};
+                r.nheaders = nu_kafka_headers_view(m, hv, NU_STAGE_MAX_HEADERS, NULL);
+                err = nu_stage_handle(st, &r, eb);
             }
             rd_kafka_message_destroy(m);
             if (err == NU_ERR_TXN_ABORT) {
@@ -284,20 +295,12 @@ static nu_err_t nu_stage_loop(struct nu_stage *st, struct nu_errbuf *eb)
     return nu_stage_txn_commit(st, eb);
 }
 
-nu_err_t nu_stage_run(const struct nu_job *job, size_t stage, const struct nu_stage_opts *o,
-                      volatile sig_atomic_t *stop, struct nu_stage_stats *stats,
-                      struct nu_errbuf *eb)
+nu_err_t nu_stage_prepare(struct nu_stage *st, const struct nu_job *job, size_t stage,
+                          const struct nu_stage_opts *o, volatile sig_atomic_t *stop,
+                          struct nu_stage_stats *stats, struct nu_errbuf *eb)
 {
     nu_err_t err;
-    struct nu_stage *st = nu_xcalloc(1, sizeof(*st));
-    struct nu_errbuf eb2;
-    char inst[16];
     memset(stats, 0, sizeof(*stats));
-    /* Splits are large (~100 KiB) and come and go at a high rate: keep freed memory in the heap
-     * for reuse instead of returning it to the kernel, which zeroes every page again (this
-     * process runs one stage instance, so the setting is ours to make). */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     st->job = job;
     st->idx = stage;
     st->js = &job->stages[stage];
@@ -313,27 +316,66 @@ nu_err_t nu_stage_run(const struct nu_job *job, size_t stage, const struct nu_st
                                        .cache = st->cache};
     st->scratch = nu_arena_new(0);
     st->started_ms = st->last_metrics_ms = nu_event_now_ms();
-    snprintf(inst, sizeof(inst), "%u", o->instance);
-    nu_log_set_context(job->id, st->js->id, inst);
 
     err = nu_registry_find(st->js->op, st->js->plugin, &st->op, eb);
     if (err)
-        goto out;
+        return err;
     err = nu_lanes_inputs(job, stage, st->inputs, &st->ninputs, eb);
     if (err)
-        goto out;
+        return err;
     if (st->op->kind != NU_OPKIND_SINK) {
         nu_job_topic_output(job, stage, st->out_topic, sizeof(st->out_topic));
         st->out_partitions = st->js->partitions;
     }
     nu_job_topic_dlq(job, stage, st->dlq_topic, sizeof(st->dlq_topic));
     nu_job_topic_events(job, st->events_topic, sizeof(st->events_topic));
+    return NU_OK;
+}
 
+void nu_stage_release(struct nu_stage *st)
+{
+    nu_stage_ops_close(st);
+    for (size_t i = 0; i < st->nencs; i++) {
+        nu_buf_free(&st->encs[i].val);
+        nu_buf_free(&st->encs[i].schema);
+    }
+    free(st->encs);
+    free(st->parts);
+    nu_buf_free(&st->enc);
+    nu_buf_free(&st->ev);
+    for (size_t i = 0; i < st->caprejects; i++)
+        nu_buf_free(&st->rejects[i].value);
+    free(st->rejects);
+    nu_headers_free(&st->hdrs);
+    nu_codec_cache_destroy(st->cache);
+    nu_arena_destroy(st->scratch);
+    free(st);
+}
+
+nu_err_t nu_stage_run(const struct nu_job *job, size_t stage, const struct nu_stage_opts *o,
+                      volatile sig_atomic_t *stop, struct nu_stage_stats *stats,
+                      struct nu_errbuf *eb)
+{
+    nu_err_t err;
+    struct nu_stage *st = nu_xcalloc(1, sizeof(*st));
+    struct nu_errbuf eb2;
+    char inst[16];
+    /* Splits are large (~100 KiB) and come and go at a high rate: keep freed memory in the heap
+     * for reuse instead of returning it to the kernel, which zeroes every page again (this
+     * process runs one stage instance, so the setting is ours to make). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    snprintf(inst, sizeof(inst), "%u", o->instance);
+    nu_log_set_context(job->id, job->stages[stage].id, inst);
+
+    err = nu_stage_prepare(st, job, stage, o, stop, stats, eb);
+    if (err)
+        goto out;
     err = nu_stage_clients(st, eb);
     if (err)
         goto out;
     nu_errbuf_clear(&eb2);
-    if (nu_stage_event(st, st->aux, nu_event_instance(&st->origin, "instance_started", NULL), &eb2))
+    if (nu_stage_event(st, true, nu_event_instance(&st->origin, "instance_started", NULL), &eb2))
         nu_log(NU_LOG_WARN, "stage", "could not write instance_started: %s", nu_err_msg(&eb2));
     nu_log(NU_LOG_INFO, "stage", "started\toperator=%s guarantee=%s inputs=%zu", st->js->op,
            nu_guarantee_name(job->guarantee), st->ninputs);
@@ -350,7 +392,7 @@ out:
     if (st->aux) {
         nu_errbuf_clear(&eb2);
         const char *why = err ? nu_err_msg(eb) : stats->complete ? "complete" : "stopped";
-        if (nu_stage_event(st, st->aux, nu_event_instance(&st->origin, "instance_stopped", why),
+        if (nu_stage_event(st, true, nu_event_instance(&st->origin, "instance_stopped", why),
                            &eb2) == NU_OK)
             rd_kafka_flush(st->aux, 5000);
     }
@@ -358,27 +400,13 @@ out:
         rd_kafka_abort_transaction(st->p, NU_STAGE_CLOSE_TIMEOUT_MS);
     if (st->p)
         rd_kafka_flush(st->p, NU_STAGE_CLOSE_TIMEOUT_MS);
-    nu_stage_ops_close(st);
+    nu_stage_ops_close(st); /* before the clients go (release would do it after) */
     if (st->aux && st->aux != st->p)
         rd_kafka_destroy(st->aux);
     if (st->p)
         rd_kafka_destroy(st->p);
     if (st->c)
         rd_kafka_destroy(st->c);
-    for (size_t i = 0; i < st->nencs; i++) {
-        nu_buf_free(&st->encs[i].val);
-        nu_buf_free(&st->encs[i].schema);
-    }
-    free(st->encs);
-    free(st->parts);
-    nu_buf_free(&st->enc);
-    nu_buf_free(&st->ev);
-    for (size_t i = 0; i < st->caprejects; i++)
-        nu_buf_free(&st->rejects[i].value);
-    free(st->rejects);
-    nu_headers_free(&st->hdrs);
-    nu_codec_cache_destroy(st->cache);
-    nu_arena_destroy(st->scratch);
-    free(st);
+    nu_stage_release(st);
     return err;
 }

@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "common/job.h"
 #include "stage/kafka.h"
+#include "stage/transport.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -65,5 +66,19 @@ struct nu_stage_stats {
 nu_err_t nu_stage_run(const struct nu_job *job, size_t stage, const struct nu_stage_opts *o,
                       volatile sig_atomic_t *stop, struct nu_stage_stats *stats,
                       struct nu_errbuf *eb);
+
+/*
+ * The same instance over transport `tr` (borrowed; in practice the in-memory broker of
+ * `nurion run --local`) instead of Kafka at o->brokers: the same per-record processing, lanes,
+ * transactions (exactly_once) or flush-then-commit (at_least_once) and completion rule, with
+ * its own loop (stage_mem.c). No crash claims, metrics events or monitor (o->monitor ignored).
+ * Blocks like nu_stage_run(); any number of calls may run in parallel threads on one transport.
+ * Errors: NU_ERR_FENCED (a newer instance with the same transactional id), the transport's
+ * errors, NU_ERR_PLUGIN / NU_ERR_NOT_FOUND (operator).
+ */
+nu_err_t nu_stage_run_transport(const struct nu_job *job, size_t stage,
+                                const struct nu_stage_opts *o, nu_transport_t *tr,
+                                volatile sig_atomic_t *stop, struct nu_stage_stats *stats,
+                                struct nu_errbuf *eb);
 
 #endif

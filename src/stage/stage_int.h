@@ -10,6 +10,7 @@
 #include "stage/events.h"
 #include "stage/lanes.h"
 #include "stage/stage.h"
+#include "stage/transport.h"
 
 #include <jansson.h>
 
@@ -79,6 +80,10 @@ struct nu_stage {
     rd_kafka_t *c;   /* consumer */
     rd_kafka_t *p;   /* producer of outputs (transactional in exactly_once) */
     rd_kafka_t *aux; /* idempotent producer for events outside transactions (may be == p) */
+    /* In-memory mode (stage_mem.c) instead of the three above: the same loop body over the
+     * transport interface. tc is non-NULL exactly in that mode. */
+    nu_tconsumer_t *tc;
+    nu_tproducer_t *tp, *taux;
 
     struct nu_stage_input inputs[NU_JOB_MAX_UPSTREAMS];
     size_t ninputs;
@@ -143,13 +148,29 @@ nu_err_t nu_stage_claim(struct nu_stage *st, struct nu_part *pt, int *kill_count
 /* Before the first split taken from `pt` since it was assigned: record our batch claim. */
 nu_err_t nu_stage_claim_batch(struct nu_stage *st, struct nu_part *pt, struct nu_errbuf *eb);
 
-/* stage_process.c */
-nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struct nu_errbuf *eb);
-nu_err_t nu_stage_produce(struct nu_stage *st, rd_kafka_t *rk, const char *topic, int32_t partition,
+/* stage_process.c: one input record, whichever transport it came from (a view of it: the
+ * Kafka loop fills it from the librdkafka message, with all of its headers). */
+nu_err_t nu_stage_handle(struct nu_stage *st, const struct nu_trecord *m, struct nu_errbuf *eb);
+/* Produce with the output producer (inside its transaction), or with the one for records
+ * outside transactions when `aux`. `partition` < 0: by a hash of the key. */
+nu_err_t nu_stage_produce(struct nu_stage *st, bool aux, const char *topic, int32_t partition,
                           const void *key, size_t keylen, const void *val, size_t len,
-                          const struct nu_headers *h, struct nu_errbuf *eb);
-nu_err_t nu_stage_event(struct nu_stage *st, rd_kafka_t *rk, json_t *ev, struct nu_errbuf *eb);
+                          const struct nu_header *h, size_t nh, struct nu_errbuf *eb);
+nu_err_t nu_stage_event(struct nu_stage *st, bool aux, json_t *ev, struct nu_errbuf *eb);
 void nu_stage_ops_close(struct nu_stage *st);
+
+/* stage.c: the setup and release shared by both loops (fields, operator, inputs, topic names). */
+nu_err_t nu_stage_prepare(struct nu_stage *st, const struct nu_job *job, size_t stage,
+                          const struct nu_stage_opts *o, volatile sig_atomic_t *stop,
+                          struct nu_stage_stats *stats, struct nu_errbuf *eb);
+void nu_stage_release(struct nu_stage *st); /* frees what prepare made, and st itself */
+
+/* stage_mem.c: the in-memory counterparts of the stage_txn.c functions above; those dispatch
+ * here when st->tc is set. */
+nu_err_t nu_stage_mem_txn_begin(struct nu_stage *st, struct nu_errbuf *eb);
+nu_err_t nu_stage_mem_txn_commit(struct nu_stage *st, struct nu_errbuf *eb);
+nu_err_t nu_stage_mem_abort_rewind(struct nu_stage *st, const char *why, struct nu_errbuf *eb);
+nu_err_t nu_stage_mem_parts_init(struct nu_stage *st, struct nu_errbuf *eb);
 
 /* monitor.c: publish to o->monitor (if any) — throttled unless `force` — and the final state. */
 void nu_stage_monitor_update(struct nu_stage *st, int64_t now, bool force);

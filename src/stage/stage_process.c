@@ -22,15 +22,22 @@ static double nu_stage_mono_ms(void)
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-nu_err_t nu_stage_produce(struct nu_stage *st, rd_kafka_t *rk, const char *topic, int32_t partition,
+nu_err_t nu_stage_produce(struct nu_stage *st, bool aux, const char *topic, int32_t partition,
                           const void *key, size_t keylen, const void *val, size_t len,
-                          const struct nu_headers *h, struct nu_errbuf *eb)
+                          const struct nu_header *h, size_t nh, struct nu_errbuf *eb)
 {
+    if (st->tc)
+        return nu_tproducer_send(aux ? st->taux : st->tp, topic,
+                                 partition < 0 ? NU_TPARTITION_ANY : partition, key, keylen, val,
+                                 len, h, nh, NU_STAGE_PRODUCE_TIMEOUT_MS, eb);
+    rd_kafka_t *rk = aux ? st->aux : st->p;
     rd_kafka_headers_t *hdrs = NULL;
-    if (h && h->n) {
-        hdrs = rd_kafka_headers_new(h->n);
-        for (size_t i = 0; i < h->n; i++)
-            rd_kafka_header_add(hdrs, h->h[i].name, -1, h->h[i].value, (ssize_t)h->h[i].len);
+    if (partition < 0)
+        partition = RD_KAFKA_PARTITION_UA;
+    if (nh) {
+        hdrs = rd_kafka_headers_new(nh);
+        for (size_t i = 0; i < nh; i++)
+            rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, (ssize_t)h[i].len);
     }
     double deadline = nu_stage_mono_ms() + NU_STAGE_PRODUCE_TIMEOUT_MS;
     for (;;) {
@@ -64,11 +71,11 @@ nu_err_t nu_stage_produce(struct nu_stage *st, rd_kafka_t *rk, const char *topic
     }
 }
 
-nu_err_t nu_stage_event(struct nu_stage *st, rd_kafka_t *rk, json_t *ev, struct nu_errbuf *eb)
+nu_err_t nu_stage_event(struct nu_stage *st, bool aux, json_t *ev, struct nu_errbuf *eb)
 {
     nu_event_dump(ev, &st->ev);
-    return nu_stage_produce(st, rk, st->events_topic, 0, st->js->id, strlen(st->js->id),
-                            st->ev.data, st->ev.len, NULL, eb);
+    return nu_stage_produce(st, aux, st->events_topic, 0, st->js->id, strlen(st->js->id),
+                            st->ev.data, st->ev.len, NULL, 0, eb);
 }
 
 static nu_err_t nu_outbox_emit(void *ctx, struct nu_batch *out, struct nu_errbuf *eb)
@@ -145,7 +152,7 @@ static nu_err_t nu_stage_op_for(struct nu_stage *st, struct nu_schema *in, struc
  * batch `pass` with the input record's own encoded value `pass_val`. */
 static nu_err_t nu_stage_emit_outputs(struct nu_stage *st, const char *parent, unsigned attempt,
                                       const struct nu_batch *pass,
-                                      const rd_kafka_message_t *pass_val, int64_t *rows_out,
+                                      const struct nu_trecord *pass_val, int64_t *rows_out,
                                       int64_t *bytes_out, struct nu_errbuf *eb)
 {
     nu_err_t err = NU_OK;
@@ -162,7 +169,7 @@ static nu_err_t nu_stage_emit_outputs(struct nu_stage *st, const char *parent, u
         err = nu_split_id(st->job->id, st->js->id, parent ? parents : NULL, parent ? 1 : 0,
                           (uint64_t)k, e->id, eb);
         if (!err && pass) {
-            e->data = pass_val->payload;
+            e->data = pass_val->value;
             e->len = pass_val->len;
         } else if (!err) {
             err = nu_codec_encode(&st->copts, b, &e->val, eb);
@@ -193,8 +200,8 @@ static nu_err_t nu_stage_emit_outputs(struct nu_stage *st, const char *parent, u
             .schema = st->job->format == NU_FORMAT_JSON ? (char *)e->schema.data : NULL};
         err = nu_split_headers_build(&meta, &st->hdrs, eb);
         if (!err)
-            err = nu_stage_produce(st, st->p, st->out_topic, RD_KAFKA_PARTITION_UA, e->id,
-                                   strlen(e->id), e->data, e->len, &st->hdrs, eb);
+            err = nu_stage_produce(st, false, st->out_topic, -1, e->id, strlen(e->id), e->data,
+                                   e->len, st->hdrs.h, st->hdrs.n, eb);
         if (!err) {
             *rows_out += (int64_t)b->nrows;
             *bytes_out += (int64_t)e->len;
@@ -216,10 +223,10 @@ static bool nu_stage_passes(struct nu_stage *st, struct nu_op_inst *inst, const 
 
 /* What a dead letter is: the whole input record (row < 0) or one row of its split. */
 struct nu_dead {
-    const rd_kafka_message_t *m; /* the input record */
-    const char *split;           /* its split id (NULL when unreadable) */
-    long row;                    /* row index, or -1 for the whole record */
-    const void *value;           /* the dead letter's value (the record's own when row < 0) */
+    const struct nu_trecord *m; /* the input record */
+    const char *split;          /* its split id (NULL when unreadable) */
+    long row;                   /* row index, or -1 for the whole record */
+    const void *value;          /* the dead letter's value (the record's own when row < 0) */
     size_t len;
     unsigned attempts;
     nu_err_t cause;
@@ -232,23 +239,19 @@ static nu_err_t nu_stage_dead_letter_write(struct nu_stage *st, const struct nu_
                                            struct nu_errbuf *eb)
 {
     nu_err_t err;
-    rd_kafka_headers_t *src = NULL;
     char att[16], part[16], off[32], ts[32], rowbuf[24], key[NU_SPLIT_ID_MAX + 24];
-    const rd_kafka_message_t *m = d->m;
-    const char *topic = rd_kafka_topic_name(m->rkt);
+    const struct nu_trecord *m = d->m;
+    const char *topic = m->topic;
+    size_t nh = 0, cap = (d->row < 0 ? m->nheaders : 0) + 16;
+    struct nu_header *hdrs = nu_xcalloc(cap, sizeof(*hdrs));
     snprintf(att, sizeof(att), "%u", d->attempts);
     snprintf(part, sizeof(part), "%" PRId32, m->partition);
     snprintf(off, sizeof(off), "%" PRId64, m->offset);
     snprintf(ts, sizeof(ts), "%" PRId64, nu_event_now_ms());
     snprintf(rowbuf, sizeof(rowbuf), "%ld", d->row);
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(16);
-    if (d->row < 0 && rd_kafka_message_headers(m, &src) == RD_KAFKA_RESP_ERR_NO_ERROR && src) {
-        const char *name;
-        const void *val;
-        size_t len;
-        for (size_t i = 0; rd_kafka_header_get_all(src, i, &name, &val, &len) == 0; i++)
-            rd_kafka_header_add(hdrs, name, -1, val, (ssize_t)len);
-    }
+    if (d->row < 0)
+        for (size_t i = 0; i < m->nheaders; i++)
+            hdrs[nh++] = m->headers[i];
     const char *const ours[][2] = {
         {"nurion-error", d->reason},    {"nurion-error-code", nu_err_name(d->cause)},
         {"nurion-attempts", att},       {"nurion-dlq-stage", st->js->id},
@@ -256,29 +259,21 @@ static nu_err_t nu_stage_dead_letter_write(struct nu_stage *st, const struct nu_
         {"nurion-source-offset", off},  {"nurion-dlq-time", ts},
     };
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-        rd_kafka_header_add(hdrs, ours[i][0], -1, ours[i][1], -1);
+        hdrs[nh++] = (struct nu_header){ours[i][0], ours[i][1], strlen(ours[i][1])};
     if (d->row >= 0) {
-        rd_kafka_header_add(hdrs, "nurion-kind", -1, "row", -1);
-        rd_kafka_header_add(hdrs, "nurion-split", -1, d->split ? d->split : "", -1);
-        rd_kafka_header_add(hdrs, "nurion-row", -1, rowbuf, -1);
-        snprintf(key, sizeof(key), "%s:%ld", d->split ? d->split : "", d->row);
+        const char *split = d->split ? d->split : "";
+        hdrs[nh++] = (struct nu_header){"nurion-kind", "row", 3};
+        hdrs[nh++] = (struct nu_header){"nurion-split", split, strlen(split)};
+        hdrs[nh++] = (struct nu_header){"nurion-row", rowbuf, strlen(rowbuf)};
+        snprintf(key, sizeof(key), "%s:%ld", split, d->row);
     }
     const void *k = d->row >= 0 ? key : m->key;
-    size_t klen = d->row >= 0 ? strlen(key) : m->key_len;
-    rd_kafka_resp_err_t rerr;
-    do {
-        rerr = rd_kafka_producev(
-            st->p, RD_KAFKA_V_TOPIC(st->dlq_topic), RD_KAFKA_V_PARTITION(0),
-            RD_KAFKA_V_KEY(k, klen), RD_KAFKA_V_VALUE((void *)d->value, d->len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(st->p, 50);
-    } while (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL);
-    if (rerr) {
-        rd_kafka_headers_destroy(hdrs);
-        return nu_err_set(eb, nu_kafka_err_code(rerr),
-                          "could not write a dead letter to topic \"%s\": %s", st->dlq_topic,
-                          rd_kafka_err2str(rerr));
+    size_t klen = d->row >= 0 ? strlen(key) : m->keylen;
+    err = nu_stage_produce(st, false, st->dlq_topic, 0, k, klen, d->value, d->len, hdrs, nh, eb);
+    free(hdrs);
+    if (err) {
+        nu_err_prefix(eb, "could not write a dead letter to topic \"%s\": ", st->dlq_topic);
+        return err;
     }
     st->stats->dead_letters++;
     st->stats->errors++;
@@ -287,7 +282,7 @@ static nu_err_t nu_stage_dead_letter_write(struct nu_stage *st, const struct nu_
            "partition=%" PRId32 " offset=%" PRId64,
            d->row >= 0 ? "a row" : "a split", d->attempts, d->reason, d->split ? d->split : "-",
            d->row, topic, m->partition, m->offset);
-    err = nu_stage_event(st, st->p,
+    err = nu_stage_event(st, false,
                          nu_event_error(&st->origin, d->split, d->attempts, nu_err_name(d->cause),
                                         d->reason, nu_event_hint(nu_err_name(d->cause), d->reason)),
                          eb);
@@ -296,20 +291,20 @@ static nu_err_t nu_stage_dead_letter_write(struct nu_stage *st, const struct nu_
                                   m->offset, d->attempts, d->reason);
         if (d->row >= 0)
             json_object_set_new(ev, "row", json_integer(d->row));
-        err = nu_stage_event(st, st->p, ev, eb);
+        err = nu_stage_event(st, false, ev, eb);
     }
     return err;
 }
 
 /* The original record goes to the DLQ with the reason. */
-static nu_err_t nu_stage_dead_letter(struct nu_stage *st, const rd_kafka_message_t *m,
+static nu_err_t nu_stage_dead_letter(struct nu_stage *st, const struct nu_trecord *m,
                                      const char *split, unsigned attempts, nu_err_t cause,
                                      const char *reason, struct nu_errbuf *eb)
 {
     struct nu_dead d = {.m = m,
                         .split = split,
                         .row = -1,
-                        .value = m->payload,
+                        .value = m->value,
                         .len = m->len,
                         .attempts = attempts,
                         .cause = cause,
@@ -357,7 +352,7 @@ static nu_err_t nu_stage_reject(void *ctx, const struct nu_batch *in, size_t row
 }
 
 /* Write the rejects of a successful attempt. */
-static nu_err_t nu_stage_rejects_flush(struct nu_stage *st, const rd_kafka_message_t *m,
+static nu_err_t nu_stage_rejects_flush(struct nu_stage *st, const struct nu_trecord *m,
                                        const char *split, unsigned attempt, struct nu_errbuf *eb)
 {
     nu_err_t err = NU_OK;
@@ -395,8 +390,7 @@ static nu_err_t nu_stage_op_produce(void *ctx, const char *topic, int32_t partit
                           "record of %zu bytes for topic \"%s\" is over the stage's maximum "
                           "record size of %" PRId64 " bytes",
                           len, topic, st->o->max_record_bytes);
-    return nu_stage_produce(st, st->p, topic, partition < 0 ? RD_KAFKA_PARTITION_UA : partition,
-                            key, keylen, value, len, &h, eb);
+    return nu_stage_produce(st, false, topic, partition, key, keylen, value, len, h.h, h.n, eb);
 }
 
 /* Errors that belong to the record, not to the infrastructure: they dead-letter the split. */
@@ -414,7 +408,7 @@ static bool nu_stage_record_error(nu_err_t err)
     }
 }
 
-static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
+static nu_err_t nu_stage_data(struct nu_stage *st, const struct nu_trecord *m,
                               struct nu_split_meta *meta, struct nu_errbuf *eb)
 {
     struct nu_batch *in = NULL;
@@ -423,7 +417,7 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
     unsigned attempt = 0;
     int64_t rows_out = 0, bytes_out = 0;
     double t0 = nu_stage_mono_ms();
-    const char *topic = rd_kafka_topic_name(m->rkt);
+    const char *topic = m->topic;
     nu_errbuf_clear(&rec);
 
     if ((int64_t)m->len > st->o->max_record_bytes) {
@@ -433,7 +427,7 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
                           m->len, st->o->max_record_bytes);
         goto dead;
     }
-    rerr = nu_codec_decode_cached(st->cache, st->job->format, m->payload, m->len, meta->schema,
+    rerr = nu_codec_decode_cached(st->cache, st->job->format, m->value, m->len, meta->schema,
                                   meta->schema ? strlen(meta->schema) : 0, &in, &rec);
     if (rerr)
         goto dead;
@@ -474,7 +468,10 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
                "\tsplit=%s",
                attempt, backoff, nu_err_msg(&rec), meta->id);
         st->stats->errors++;
-        rd_kafka_poll(st->p, 0);
+        if (st->tc)
+            nu_tproducer_poll(st->tp, 0);
+        else
+            rd_kafka_poll(st->p, 0);
         struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
         nanosleep(&ts, NULL);
     }
@@ -508,7 +505,7 @@ static nu_err_t nu_stage_data(struct nu_stage *st, const rd_kafka_message_t *m,
                                          nu_stage_mono_ms() - t0, topic, m->partition, m->offset);
         json_object_set_new(ev, "rows_rejected", json_integer(rejected));
         json_object_set_new(ev, "attempts", json_integer(attempt));
-        err = nu_stage_event(st, st->p, ev, eb);
+        err = nu_stage_event(st, false, ev, eb);
     }
     goto out;
 dead:
@@ -556,11 +553,11 @@ static nu_err_t nu_stage_partition_complete(struct nu_stage *st, struct nu_part 
         snprintf(key, sizeof(key), "eos:%s", lane);
         err = nu_split_headers_build(&meta, &st->hdrs, eb);
         for (int32_t p = 0; p < st->out_partitions && !err; p++)
-            err = nu_stage_produce(st, st->p, st->out_topic, p, key, strlen(key), NULL, 0,
-                                   &st->hdrs, eb);
+            err = nu_stage_produce(st, false, st->out_topic, p, key, strlen(key), NULL, 0,
+                                   st->hdrs.h, st->hdrs.n, eb);
     }
     if (!err)
-        err = nu_stage_event(st, st->p,
+        err = nu_stage_event(st, false,
                              nu_event_partition_done(&st->origin, in->topic, pt->partition), eb);
     if (!err) {
         st->stats->partitions_done++;
@@ -586,15 +583,14 @@ static nu_err_t nu_stage_eos(struct nu_stage *st, struct nu_part *pt, struct nu_
     return NU_OK;
 }
 
-nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struct nu_errbuf *eb)
+nu_err_t nu_stage_handle(struct nu_stage *st, const struct nu_trecord *m, struct nu_errbuf *eb)
 {
     struct nu_header hv[NU_SPLIT_MAX_HEADERS + 8];
     size_t nh = 0;
     struct nu_split_meta meta;
     struct nu_errbuf rec;
-    rd_kafka_headers_t *hdrs = NULL;
     nu_err_t err = NU_OK;
-    const char *topic = rd_kafka_topic_name(m->rkt);
+    const char *topic = m->topic;
     struct nu_part *pt = nu_stage_part(st, topic, m->partition, false);
     memset(&meta, 0, sizeof(meta));
     nu_errbuf_clear(&rec);
@@ -611,16 +607,9 @@ nu_err_t nu_stage_handle(struct nu_stage *st, const rd_kafka_message_t *m, struc
         pt->dirty = true;
         return NU_OK;
     }
-    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-        const char *name;
-        const void *val;
-        size_t len;
-        for (size_t i = 0; nh < sizeof(hv) / sizeof(hv[0]) &&
-                           rd_kafka_header_get_all(hdrs, i, &name, &val, &len) == 0;
-             i++)
-            if (strncmp(name, "nurion-", 7) == 0)
-                hv[nh++] = (struct nu_header){name, val, len};
-    }
+    for (size_t i = 0; nh < sizeof(hv) / sizeof(hv[0]) && i < m->nheaders; i++)
+        if (strncmp(m->headers[i].name, "nurion-", 7) == 0)
+            hv[nh++] = m->headers[i];
     if (pt->careful_left > 0 && st->in_txn && st->txn_records > 0) {
         /* a careful record starts a transaction of its own */
         err = nu_stage_txn_commit(st, eb);

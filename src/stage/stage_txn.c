@@ -143,6 +143,10 @@ static nu_err_t nu_stage_commit_claim(struct nu_stage *st, struct nu_part *pt, b
 
 nu_err_t nu_stage_claim_batch(struct nu_stage *st, struct nu_part *pt, struct nu_errbuf *eb)
 {
+    if (st->tc) { /* in memory: no process of ours can die alone, so no claims */
+        pt->holding = true;
+        return NU_OK;
+    }
     if (pt->holding)
         return NU_OK;
     nu_err_t err = nu_stage_commit_claim(st, pt, true, 0, eb);
@@ -154,6 +158,10 @@ nu_err_t nu_stage_claim_batch(struct nu_stage *st, struct nu_part *pt, struct nu
 nu_err_t nu_stage_claim(struct nu_stage *st, struct nu_part *pt, int *kill_count,
                         struct nu_errbuf *eb)
 {
+    if (st->tc) {
+        *kill_count = 0;
+        return NU_OK;
+    }
     int deaths = pt->crash_off == pt->committed ? pt->crash_n : 0;
     *kill_count = deaths;
     if (deaths >= st->js->max_crashes)
@@ -182,6 +190,8 @@ static nu_err_t nu_stage_committed(struct nu_stage *st, rd_kafka_topic_partition
 
 nu_err_t nu_stage_parts_init(struct nu_stage *st, struct nu_errbuf *eb)
 {
+    if (st->tc)
+        return nu_stage_mem_parts_init(st, eb);
     nu_err_t err = NU_OK;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < st->nparts; i++)
@@ -239,6 +249,8 @@ out:
 
 nu_err_t nu_stage_txn_begin(struct nu_stage *st, struct nu_errbuf *eb)
 {
+    if (st->tc)
+        return nu_stage_mem_txn_begin(st, eb);
     if (st->eos_mode) {
         nu_err_t err =
             nu_kafka_err_take(rd_kafka_begin_transaction(st->p), "begin a transaction", eb);
@@ -290,6 +302,8 @@ static void nu_stage_txn_done(struct nu_stage *st)
 
 nu_err_t nu_stage_txn_abort_rewind(struct nu_stage *st, const char *why, struct nu_errbuf *eb)
 {
+    if (st->tc)
+        return nu_stage_mem_abort_rewind(st, why, eb);
     nu_err_t err = NU_OK;
     rd_kafka_topic_partition_list_t *list = NULL;
     nu_log(NU_LOG_WARN, "stage", "aborting the transaction and rewinding: %s", why);
@@ -335,6 +349,8 @@ out:
 
 nu_err_t nu_stage_txn_commit(struct nu_stage *st, struct nu_errbuf *eb)
 {
+    if (st->tc)
+        return nu_stage_mem_txn_commit(st, eb);
     nu_err_t err = NU_OK;
     rd_kafka_topic_partition_list_t *offsets = NULL;
     rd_kafka_consumer_group_metadata_t *cgmd = NULL;
