@@ -7,8 +7,11 @@
  *                 against one ffprobe subprocess plus one ffmpeg subprocess for the scene scores
  *                 and one ffmpeg subprocess per clip (stream copy), as the earlier system did;
  *   thumbnails/s  image_thumbnail (libvips, fit 256x256, JPEG q85, stored content-addressed)
- *                 against a Python process with Pillow doing the same thumbnails
- *                 (bench/bench_media_pillow.py, its loop timed alone).
+ *                 against a Python process with Pillow doing the same thumbnails from the same
+ *                 files (bench/bench_media_pillow.py, its loop timed alone): same sizes, the
+ *                 same filter class (shrink-on-load, box pre-reduction, then Lanczos-3), the
+ *                 same JPEG quality and chroma subsampling, grey kept grey, each output named
+ *                 by its SHA-256.
  *
  * Each side runs once to warm caches, then ROUNDS times; the best wall time and the least CPU
  * time (user + system, children included; the machine may be shared) count.
@@ -409,7 +412,8 @@ int main(int argc, char **argv)
     printf("|---|---|---:|---:|---:|---:|\n");
     row("clips: probe + scene_detect + video_slice", "nurion, in-process", &clip_n);
     row("", "ffprobe + ffmpeg subprocess per item", &clip_s);
-    row("thumbnails: 256x256 fit, JPEG q85", "nurion image_thumbnail, in-process", &th_n);
+    row("thumbnails: 256x256 fit, Lanczos-3, JPEG q85", "nurion image_thumbnail, in-process",
+        &th_n);
     row("", "Python + Pillow, one process", &th_p);
     printf("\nnurion/baseline: clips %.1fx wall, %.1fx per CPU second; thumbnails %.1fx wall, "
            "%.1fx per CPU second.\n",

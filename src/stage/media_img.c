@@ -1,14 +1,30 @@
 /*
  * media_img.c — the one module that wraps libvips: image headers, thumbnails and difference
  * hashes. libvips is initialised once per process, with its operation cache off (every call
- * reads its file afresh). libvips's error buffer is copied into our message and cleared.
+ * reads its file afresh) and one worker thread per pipeline unless VIPS_CONCURRENCY says
+ * otherwise (operators already run in parallel, one per instance; extra threads only add
+ * hand-offs on small images). libvips's error buffer is copied into our message and cleared.
+ *
+ * Files up to NU_IMG_INMEM_MAX bytes that a memory loader other than ImageMagick's recognises
+ * are read into memory once and decoded from there: opening by file name sniffs every file loader
+ * on each open (libvips opens a thumbnail's file several times), which costs more than a small
+ * image's pixels. Larger files, and formats only loaded from files, are opened by name.
  */
 #include "stage/media_int.h"
 
+#include "common/mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vips/vips.h>
+
+#define NU_IMG_INMEM_MAX (64LL << 20) /* largest file decoded from memory */
 
 static pthread_once_t nu_img_once = PTHREAD_ONCE_INIT;
 static int nu_img_ok;
@@ -19,6 +35,8 @@ static void nu_img_global_init(void)
     if (nu_img_ok) {
         vips_cache_set_max(0);
         vips_leak_set(FALSE);
+        if (!getenv("VIPS_CONCURRENCY"))
+            vips_concurrency_set(1);
     }
 }
 
@@ -57,6 +75,78 @@ static nu_err_t nu_img_check_size(VipsImage *im, const char *path, struct nu_err
                           path, (long long)w, (long long)h, NU_MEDIA_MAX_DIM,
                           (long long)NU_MEDIA_MAX_PIXELS);
     return NU_OK;
+}
+
+/* An image to decode: the file's bytes when small and in a format with a memory loader, else
+ * its name. */
+struct nu_img_src {
+    const char *path;
+    char *buf; /* NULL: open by name */
+    size_t len;
+};
+
+/* Read `path` into s->buf when it is small enough and a memory loader knows its format; any
+ * failure here leaves s->buf NULL and the file to libvips, which reports it. */
+static void nu_img_src_open(struct nu_img_src *s, const char *path)
+{
+    struct stat st;
+    const char *loader;
+    size_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    s->path = path;
+    s->buf = NULL;
+    s->len = 0;
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        st.st_size > NU_IMG_INMEM_MAX)
+        goto out;
+    s->buf = nu_xmalloc((size_t)st.st_size);
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, s->buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    /* ImageMagick's loader reads nearly anything from memory, but from a file a dedicated
+     * loader (FITS, Analyze, matrix, …) may come first: such files keep their file loader */
+    if (got == (size_t)st.st_size && (loader = vips_foreign_find_load_buffer(s->buf, got)) &&
+        strncmp(loader, "magick", 6) != 0) {
+        s->len = got;
+    } else {
+        free(s->buf);
+        s->buf = NULL;
+    }
+out:
+    vips_error_clear();
+    close(fd);
+}
+
+static void nu_img_src_close(struct nu_img_src *s)
+{
+    free(s->buf);
+    s->buf = NULL;
+}
+
+/* The header of s (pixels are decoded on demand). */
+static VipsImage *nu_img_src_header(const struct nu_img_src *s)
+{
+    if (s->buf)
+        return vips_image_new_from_buffer(s->buf, s->len, "", NULL);
+    return vips_image_new_from_file(s->path, NULL);
+}
+
+/* vips_thumbnail of s into *out: inside w x h (crop: how to fill it; size: whether to upsize). */
+static int nu_img_src_thumbnail(const struct nu_img_src *s, VipsImage **out, int w, int h,
+                                VipsInteresting crop, VipsSize size)
+{
+    if (s->buf)
+        return vips_thumbnail_buffer(s->buf, s->len, out, w, "height", h, "crop", crop, "size",
+                                     size, NULL);
+    return vips_thumbnail(s->path, out, w, "height", h, "crop", crop, "size", size, NULL);
 }
 
 nu_err_t nu_img_info(const char *path, bool verify, struct nu_img_info *out, struct nu_errbuf *eb)
@@ -107,23 +197,28 @@ nu_err_t nu_img_thumbnail(const char *path, const struct nu_img_thumb *t, const 
                           int64_t *w, int64_t *h, struct nu_errbuf *eb)
 {
     VipsImage *hdr = NULL, *im = NULL;
+    struct nu_img_src src;
     int r;
     nu_err_t rc = nu_img_start(eb);
 
     if (rc != NU_OK)
         return rc;
-    hdr = vips_image_new_from_file(path, NULL);
-    if (!hdr)
-        return nu_img_err(NU_ERR_CORRUPT, "read image", path, eb);
+    nu_img_src_open(&src, path);
+    hdr = nu_img_src_header(&src);
+    if (!hdr) {
+        rc = nu_img_err(NU_ERR_CORRUPT, "read image", path, eb);
+        goto out;
+    }
     rc = nu_img_check_size(hdr, path, eb);
     if (rc != NU_OK)
         goto out;
     if (t->width > 0 || t->height > 0) {
         int bw = t->width > 0 ? t->width : VIPS_MAX_COORD;
         int bh = t->height > 0 ? t->height : VIPS_MAX_COORD;
-        r = vips_thumbnail(path, &im, bw, "height", bh, "crop",
-                           t->fit == NU_IMG_FILL ? VIPS_INTERESTING_CENTRE : VIPS_INTERESTING_NONE,
-                           NULL);
+        r = nu_img_src_thumbnail(&src, &im, bw, bh,
+                                 t->fit == NU_IMG_FILL ? VIPS_INTERESTING_CENTRE
+                                                       : VIPS_INTERESTING_NONE,
+                                 VIPS_SIZE_BOTH);
     } else {
         r = vips_autorot(hdr, &im, NULL);
     }
@@ -147,7 +242,9 @@ out:
     vips_error_clear();
     if (im)
         g_object_unref(im);
-    g_object_unref(hdr);
+    if (hdr)
+        g_object_unref(hdr);
+    nu_img_src_close(&src);
     return rc;
 }
 
@@ -156,18 +253,22 @@ nu_err_t nu_img_dhash(const char *path, uint64_t *hash, struct nu_errbuf *eb)
     VipsImage *hdr = NULL, *t = NULL, *g = NULL, *b = NULL, *u = NULL;
     unsigned char *px = NULL;
     size_t len = 0;
+    struct nu_img_src src;
     nu_err_t rc = nu_img_start(eb);
 
     *hash = 0;
     if (rc != NU_OK)
         return rc;
-    hdr = vips_image_new_from_file(path, NULL);
-    if (!hdr)
-        return nu_img_err(NU_ERR_CORRUPT, "read image", path, eb);
+    nu_img_src_open(&src, path);
+    hdr = nu_img_src_header(&src);
+    if (!hdr) {
+        rc = nu_img_err(NU_ERR_CORRUPT, "read image", path, eb);
+        goto out;
+    }
     rc = nu_img_check_size(hdr, path, eb);
     if (rc != NU_OK)
         goto out;
-    if (vips_thumbnail(path, &t, 9, "height", 8, "size", VIPS_SIZE_FORCE, NULL) != 0 ||
+    if (nu_img_src_thumbnail(&src, &t, 9, 8, VIPS_INTERESTING_NONE, VIPS_SIZE_FORCE) != 0 ||
         vips_colourspace(t, &g, VIPS_INTERPRETATION_B_W, NULL) != 0 ||
         vips_extract_band(g, &b, 0, NULL) != 0 || vips_cast_uchar(b, &u, NULL) != 0 ||
         !(px = vips_image_write_to_memory(u, &len)) || len != 72) {
@@ -188,7 +289,9 @@ out:
         g_object_unref(g);
     if (t)
         g_object_unref(t);
-    g_object_unref(hdr);
+    if (hdr)
+        g_object_unref(hdr);
+    nu_img_src_close(&src);
     return rc;
 }
 

@@ -60,7 +60,7 @@ Test(cmd_client, argument_errors_and_exit_codes, .init = quiet)
     static const char *const names[] = {"status", "cancel", "jobs", "lineage", "topics", "submit"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int argc = 0;
-        char *argv[8];
+        char *argv[8] = {NULL};
         while (argc < 8 && cases[i].argv[argc]) {
             argv[argc] = (char *)cases[i].argv[argc];
             argc++;
