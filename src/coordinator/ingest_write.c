@@ -298,6 +298,20 @@ static const char nu_sql_errors[] =
     " UPDATE stages s SET errors = s.errors + a.n FROM (SELECT job, stage, sum(n) AS n FROM g"
     "  GROUP BY job, stage) a WHERE s.job_id = a.job AND s.stage_id = a.stage";
 
+/* The 10 newest errors of each instance, newest first (run after the instance events of the
+ * batch, so that a new instance's row exists). */
+static const char nu_sql_inst_errors[] =
+    "UPDATE instances i SET recent_errors = (SELECT coalesce(jsonb_agg(y.x ORDER BY y.t DESC),"
+    "  '[]'::jsonb) FROM (SELECT x, (x->>'ts')::bigint AS t"
+    "  FROM jsonb_array_elements(a.errs || i.recent_errors) AS x"
+    "  ORDER BY (x->>'ts')::bigint DESC LIMIT 10) y)"
+    " FROM (SELECT job, stage, instance, jsonb_agg(jsonb_build_object('ts', ts, 'split', split,"
+    "  'code', code, 'message', message, 'hint', hint)) AS errs"
+    "  FROM jsonb_to_recordset($1::jsonb) AS x(job text, stage text, instance int, ts bigint,"
+    "  split text, code text, message text, hint text)"
+    "  WHERE instance IS NOT NULL GROUP BY job, stage, instance) a"
+    " WHERE i.job_id = a.job AND i.stage_id = a.stage AND i.instance = a.instance";
+
 static const char nu_sql_dlq[] =
     "WITH ins AS (INSERT INTO dead_letters (job_id, stage_id, split_id, topic, \"partition\","
     "  \"offset\", attempts, message, ts)"
@@ -472,6 +486,8 @@ static nu_err_t nu_ingest_apply(nu_db_t *db, struct nu_ev *evs, size_t n, struct
     for (size_t i = 0; i < n && !err; i++) /* in order: a restart may follow a stop */
         if (evs[i].type == NU_EV_START || evs[i].type == NU_EV_STOP)
             err = nu_ingest_instance(db, &evs[i], eb);
+    if (!err)
+        err = nu_ingest_sql_array(db, nu_sql_inst_errors, by[NU_EV_ERROR], NULL, eb);
     if (!err)
         err = nu_ingest_sql_array(db, nu_sql_metrics, by[NU_EV_METRICS], NULL, eb);
     if (!err)

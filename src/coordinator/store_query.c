@@ -152,7 +152,7 @@ nu_err_t nu_store_instances(nu_db_t *db, const char *job, json_t **out, struct n
             " SELECT s.position, i.instance, jsonb_build_object('stage', i.stage_id,"
             " 'instance', i.instance, 'state', i.state, 'pid', i.pid, 'host', i.host,"
             " 'reason', i.reason, 'started_at', i.started_at, 'stopped_at', i.stopped_at,"
-            " 'last_metrics', i.last_metrics) AS o"
+            " 'last_metrics', i.last_metrics, 'recent_errors', i.recent_errors) AS o"
             " FROM instances i JOIN stages s USING (job_id, stage_id) WHERE i.job_id = $1"
             " ORDER BY s.position, i.instance LIMIT 1000) x",
             1, (const char *const[]){job}, "no instances", out, eb);

@@ -198,3 +198,50 @@ Test(ingest_instances, state_is_monotonic_per_process)
     }
     ii_teardown(&e);
 }
+
+/* Error events land on their own instance's row: the newest 10, newest first. */
+Test(ingest_instances, recent_errors_per_instance)
+{
+    struct ii_env e = {0};
+    struct nu_errbuf eb = {0};
+    ii_setup(&e);
+    cr_assert_eq(nu_launcher_db_spawned(e.db, e.id, "dbl", 0, 2001, "h", &eb), NU_OK, "%s",
+                 nu_err_msg(&eb));
+    cr_assert_eq(nu_launcher_db_spawned(e.db, e.id, "dbl", 1, 2002, "h", &eb), NU_OK, "%s",
+                 nu_err_msg(&eb));
+    int64_t t0 = nu_event_now_ms();
+    for (int k = 0; k < 12; k++) { /* 12 errors of instance 0, 1 of instance 1 */
+        char msg[64], split[32];
+        snprintf(msg, sizeof(msg), "division by zero #%d", k);
+        snprintf(split, sizeof(split), "s%d", k);
+        struct nu_event_origin o = {e.id, "dbl", k == 5 ? 1 : 0};
+        json_t *ev = nu_event_error(&o, split, 1, "eval", msg, k == 0 ? "check the divisor" : NULL);
+        json_object_set_new(ev, "ts", json_integer(t0 + k));
+        struct nu_buf b = {0};
+        nu_event_dump(ev, &b);
+        cr_assert_eq(rd_kafka_producev(e.p, RD_KAFKA_V_TOPIC(e.topic), RD_KAFKA_V_PARTITION(0),
+                                       RD_KAFKA_V_VALUE(b.data, b.len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        nu_buf_free(&b);
+        if (k == 3)
+            ii_ingest_all(&e); /* two batches: the list merges old and new */
+    }
+    ii_ingest_all(&e);
+    json_t *insts = NULL;
+    cr_assert_eq(nu_store_instances(e.db, e.id, &insts, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    cr_assert_eq(json_array_size(insts), 2);
+    json_t *r0 = json_object_get(json_array_get(insts, 0), "recent_errors");
+    json_t *r1 = json_object_get(json_array_get(insts, 1), "recent_errors");
+    cr_assert_eq(json_array_size(r0), 10, "instance 0 keeps its 10 newest of 11");
+    cr_assert_eq(json_array_size(r1), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(r0, 0), "message")),
+                     "division by zero #11", "newest first");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(r0, 9), "message")),
+                     "division by zero #1", "#0 fell off the end");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(r1, 0), "message")),
+                     "division by zero #5");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(r1, 0), "split")), "s5");
+    json_decref(insts);
+    ii_teardown(&e);
+}

@@ -148,6 +148,13 @@ test('the stage and instance pages show instances, partitions and process figure
   const pid = await page.locator('#inst-facts dt:text-is("PID") + dd').textContent();
   assert.match(pid, /^\d+$/, `a pid, got "${pid}"`);
   await page.locator('#inst-errors-body .err', { hasText: 'division by zero' }).first().waitFor({ timeout: 15000 });
+  // an instance that hit the poison rows lists them itself, each split linked to its lineage
+  const insts = await api('GET', `/api/v1/jobs/${OK_JOB}/instances`);
+  const hit = insts.json.items.find((i) => i.stage === 'dbl' && i.recent_errors.length > 0);
+  assert.ok(hit, 'an instance of dbl has recent errors');
+  await open(`/jobs/${OK_JOB}/instances/dbl/${hit.instance}`);
+  await page.locator('#inst-own-errors-body .err', { hasText: 'division by zero' }).first().waitFor({ timeout: 15000 });
+  await page.locator('#inst-own-errors-body a', { hasText: hit.recent_errors[0].split }).first().waitFor();
 });
 
 test('the lineage page walks a sink split back to its source', async () => {

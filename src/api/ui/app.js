@@ -547,8 +547,10 @@
       const { job, stage, instance } = ctx.params;
       return crumbs([`<a href="${jobHref(job)}">${esc(job)}</a>`, `<a href="${stageHref(job, stage)}">${esc(stage)}</a>`, `<span>#${esc(instance)}</span>`]) +
         `<div class="head"><h1>Instance <span class="mono">${esc(stage)}#${esc(instance)}</span></h1><span id="inst-state"></span></div>` +
-        '<div id="inst-facts" class="facts"></div><section><h2>Recent errors of the stage</h2>' +
-        table('inst-errors', ['Code', 'Count', 'Last seen', 'Message', 'Hint'], 'Recent errors') + '</section>';
+        '<div id="inst-facts" class="facts"></div><section><h2>Recent errors of this instance</h2>' +
+        table('inst-own-errors', ['Time', 'Split', 'Code', 'Message', 'Hint'], 'Recent errors of this instance') + '</section>' +
+        '<section><h2>Errors of the stage</h2>' +
+        table('inst-errors', ['Code', 'Count', 'Last seen', 'Message', 'Hint'], 'Errors of the stage') + '</section>';
     },
     async refresh(ctx) {
       const { job, stage, instance } = ctx.params;
@@ -569,6 +571,10 @@
         `<dt>CPU</dt><dd>${isNum(m.cpu_ms) ? fmtDur(m.cpu_ms / 1000) : dash}${isNum(cpu) ? ` (${esc(cpu.toFixed(0))}% recently)` : ''}</dd>` +
         `<dt>Lag</dt><dd>${fmtNum(m.total_lag)}</dd><dt>Metrics at</dt><dd>${isNum(m.ts) ? fmtTime(new Date(m.ts).toISOString()) : dash}</dd>` +
         `<dt>Exit reason</dt><dd>${esc(i.reason || '') || dash}</dd></dl>`));
+      const own = Array.isArray(i.recent_errors) ? i.recent_errors : [];
+      patch('inst-own-errors-body', own.length ? own.map((e) => `<tr><th scope="row">${isNum(e.ts) ? fmtTime(new Date(e.ts).toISOString()) : dash}</th>` +
+        `<td class="mono">${e.split ? `<a href="${lineageHref(job, e.split)}">${esc(e.split)}</a>` : dash}</td><td>${esc(e.code || '')}</td>` +
+        `<td class="err">${esc(e.message)}</td><td>${esc(e.hint || '')}</td></tr>`).join('') : emptyRow(5, 'No errors on this instance.'));
       const errs = (exc.items || []).filter((e) => e.stage === stage).sort((a, b) => String(b.last_seen).localeCompare(String(a.last_seen)));
       patch('inst-errors-body', errs.length ? errs.slice(0, 20).map((e) => `<tr><th scope="row">${esc(e.code)}</th><td>${fmtNum(e.count)}</td><td>${fmtTime(e.last_seen)}</td>` +
         `<td class="err">${esc(e.sample_message)}</td><td>${esc(e.hint || '')}</td></tr>`).join('') : emptyRow(5, 'No errors.'));
