@@ -30,6 +30,21 @@
 
 extern char **environ;
 
+#define ROUNDS 3
+
+/* The median of the n (at most ROUNDS) values of v. */
+static double median(const double *v, int n)
+{
+    double t[ROUNDS];
+    for (int i = 0; i < n; i++) {
+        int k = i;
+        for (; k > 0 && t[k - 1] > v[i]; k--)
+            t[k] = t[k - 1];
+        t[k] = v[i];
+    }
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -282,41 +297,54 @@ int main(int argc, char **argv)
     long stamp = (long)time(NULL);
     nu_log_init(NU_LOG_WARN, "");
     struct nu_stage_stats st;
-    double secs[5];
+    double secs[5], ra[ROUNDS], rb[ROUNDS], rc[ROUNDS], ratio_ba[ROUNDS], ratio_bc[ROUNDS];
     long records = 0, recs_b = 0, recs_c = 0;
 
-    /* (a) and (b): one input, read twice (by the raw copy and by the stage) */
-    snprintf(id, sizeof(id), "bench-eos-%ld", stamp);
-    snprintf(spec, sizeof(spec),
-             "{\"job_id\":\"%s\",\"stages\":[{\"id\":\"src\",\"operator\":\"generate\","
-             "\"partitions\":4,\"config\":{\"rows\":%ld,\"split_rows\":%ld,\"payload_bytes\":80}},"
-             "{\"id\":\"id\",\"operator\":\"map\",\"config\":{},\"upstream\":[\"src\"],"
-             "\"partitions\":4}]}",
-             id, rows, split);
-    struct nu_job *eos = job_new(spec);
-    plan(brokers, eos);
-    double fill = run_stage(brokers, eos, "src", &st);
-    fprintf(stderr, "filled %ld rows in %ld splits in %.1f s\n", (long)st.rows_out,
-            (long)st.splits_out, fill);
-    nu_job_topic_output(eos, 0, topic_in, sizeof(topic_in));
-    snprintf(topic_out, sizeof(topic_out), "%s.rawcopy", topic_in);
-    secs[0] = passthrough(brokers, topic_in, topic_out, 4, &records);
-    secs[1] = run_stage(brokers, eos, "id", &st);
-    recs_b = (long)st.records_in;
+    /* (a), (b) and (c), ROUNDS times interleaved, each round on fresh topics, so that the
+     * noise of a shared machine hits the three alike; medians are reported. */
+    for (int r = 0; r < ROUNDS; r++) {
+        /* (a) and (b): one input, read twice (by the raw copy and by the stage) */
+        snprintf(id, sizeof(id), "bench-eos-%ld-%d", stamp, r);
+        snprintf(spec, sizeof(spec),
+                 "{\"job_id\":\"%s\",\"stages\":[{\"id\":\"src\",\"operator\":\"generate\","
+                 "\"partitions\":4,\"config\":{\"rows\":%ld,\"split_rows\":%ld,\"payload_bytes\":"
+                 "80}},{\"id\":\"id\",\"operator\":\"map\",\"config\":{},\"upstream\":[\"src\"],"
+                 "\"partitions\":4}]}",
+                 id, rows, split);
+        struct nu_job *eos = job_new(spec);
+        plan(brokers, eos);
+        double fill = run_stage(brokers, eos, "src", &st);
+        fprintf(stderr, "round %d: filled %ld rows in %ld splits in %.1f s\n", r, (long)st.rows_out,
+                (long)st.splits_out, fill);
+        nu_job_topic_output(eos, 0, topic_in, sizeof(topic_in));
+        snprintf(topic_out, sizeof(topic_out), "%s.rawcopy", topic_in);
+        records = 0;
+        ra[r] = passthrough(brokers, topic_in, topic_out, 4, &records);
+        rb[r] = run_stage(brokers, eos, "id", &st);
+        recs_b = (long)st.records_in;
+        nu_job_destroy(eos);
 
-    /* (c) */
-    snprintf(id, sizeof(id), "bench-alo-%ld", stamp);
-    snprintf(spec, sizeof(spec),
-             "{\"job_id\":\"%s\",\"guarantee\":\"at_least_once\",\"stages\":[{\"id\":\"src\","
-             "\"operator\":\"generate\",\"partitions\":4,\"config\":{\"rows\":%ld,"
-             "\"split_rows\":%ld,\"payload_bytes\":80}},{\"id\":\"id\",\"operator\":\"map\","
-             "\"config\":{},\"upstream\":[\"src\"],\"partitions\":4}]}",
-             id, rows, split);
-    struct nu_job *alo = job_new(spec);
-    plan(brokers, alo);
-    run_stage(brokers, alo, "src", &st);
-    secs[2] = run_stage(brokers, alo, "id", &st);
-    recs_c = (long)st.records_in;
+        /* (c) */
+        snprintf(id, sizeof(id), "bench-alo-%ld-%d", stamp, r);
+        snprintf(spec, sizeof(spec),
+                 "{\"job_id\":\"%s\",\"guarantee\":\"at_least_once\",\"stages\":[{\"id\":"
+                 "\"src\",\"operator\":\"generate\",\"partitions\":4,\"config\":{\"rows\":%ld,"
+                 "\"split_rows\":%ld,\"payload_bytes\":80}},{\"id\":\"id\",\"operator\":\"map\","
+                 "\"config\":{},\"upstream\":[\"src\"],\"partitions\":4}]}",
+                 id, rows, split);
+        struct nu_job *alo = job_new(spec);
+        plan(brokers, alo);
+        run_stage(brokers, alo, "src", &st);
+        rc[r] = run_stage(brokers, alo, "id", &st);
+        recs_c = (long)st.records_in;
+        nu_job_destroy(alo);
+        ratio_ba[r] = (recs_b / rb[r]) / (records / ra[r]);
+        ratio_bc[r] = (recs_b / rb[r]) / (recs_c / rc[r]);
+        fprintf(stderr, "round %d: (a) %.2f s, (b) %.2f s, (c) %.2f s\n", r, ra[r], rb[r], rc[r]);
+    }
+    secs[0] = median(ra, ROUNDS);
+    secs[1] = median(rb, ROUNDS);
+    secs[2] = median(rc, ROUNDS);
 
     /* (d) and (e) */
     snprintf(id, sizeof(id), "bench-etl-%ld", stamp);
@@ -361,23 +389,29 @@ int main(int argc, char **argv)
     int64_t first_ms = first_split_done_ms(brokers, id, "id");
 
     printf("Stage runtime against Kafka on 127.0.0.1, %ld rows in %ld-row splits of ~100-byte rows "
-           "(%ld records), avro.\n\n",
-           rows, split, records);
+           "(%ld records), avro. Cases (a)-(c) ran %d times interleaved, each on fresh topics; "
+           "the table gives the median time of each and the median of the per-round ratios.\n\n",
+           rows, split, records, ROUNDS);
     printf("| case | seconds | records/s | rows/s | ratio |\n|---|---:|---:|---:|---:|\n");
     printf("| (a) librdkafka pass-through, transactional | %.2f | %.0f | %.0f | 1.00 |\n", secs[0],
            records / secs[0], rows / secs[0]);
     printf("| (b) identity stage, exactly-once | %.2f | %.0f | %.0f | %.2f of (a) |\n", secs[1],
-           recs_b / secs[1], rows / secs[1], (recs_b / secs[1]) / (records / secs[0]));
+           recs_b / secs[1], rows / secs[1], median(ratio_ba, ROUNDS));
     printf("| (c) identity stage, at-least-once | %.2f | %.0f | %.0f | (b) is %.2f of (c) |\n",
-           secs[2], recs_c / secs[2], rows / secs[2], secs[2] / secs[1]);
+           secs[2], recs_c / secs[2], rows / secs[2], median(ratio_bc, ROUNDS));
     printf("| (d) 4 stages end to end, one process each | %.2f | | %.0f | |\n", secs[3],
            rows / secs[3]);
     printf("\n(e) peak RSS of a stage process: %.1f MiB (the largest of the 4 stages in (d)). A "
            "fresh identity stage: %" PRId64 " ms from exec to its first split done, %.2f s from "
            "exec to exit after 4 splits, peak RSS %.1f MiB.\n",
            rss_kb / 1024.0, first_ms >= 0 ? first_ms - exec_ms : -1, secs[4], rss1 / 1024.0);
-    nu_job_destroy(eos);
-    nu_job_destroy(alo);
+    printf("\nPer round, (b)/(a):");
+    for (int r = 0; r < ROUNDS; r++)
+        printf(" %.2f", ratio_ba[r]);
+    printf("; (b)/(c):");
+    for (int r = 0; r < ROUNDS; r++)
+        printf(" %.2f", ratio_bc[r]);
+    printf(".\n");
     nu_job_destroy(etl);
     nu_job_destroy(start);
     return 0;
