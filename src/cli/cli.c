@@ -46,6 +46,23 @@ int nu_cli_wants_help(int argc, char **argv)
     return 0;
 }
 
+const char *nu_cli_optval(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+    size_t n = strlen(name);
+    *missing = false;
+    if (strncmp(argv[*i], name, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
 int nu_cli_cmd_version(int argc, char **argv)
 {
     if (nu_cli_wants_help(argc, argv)) {

@@ -8,6 +8,7 @@
 #ifndef NU_CLI_CLI_H
 #define NU_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #define NU_EXIT_OK    0
@@ -18,5 +19,12 @@ int nu_cli_main(int argc, char **argv);
 
 /* True when argv holds -h or --help (before a "--"). */
 int nu_cli_wants_help(int argc, char **argv);
+
+/*
+ * The value of option `name` at argv[*i], given as "--opt value" (then *i moves to the value)
+ * or "--opt=value". NULL when argv[*i] is not that option, or (with *missing set) when the
+ * value is missing.
+ */
+const char *nu_cli_optval(int argc, char **argv, int *i, const char *name, bool *missing);
 
 #endif

@@ -7,25 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Option value: "--opt value" or "--opt=value". NULL when argv[*i] is not option `name`. */
-static const char *nu_cli_client_optval(int argc, char **argv, int *i, const char *name,
-                                        bool *missing)
-{
-    size_t n = strlen(name);
-    *missing = false;
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* Is argv[*i] one of `opts`? Consumes its value. 1 yes, 0 no, -1 a value is missing. */
 static int nu_cli_client_opt(int argc, char **argv, int *i, const struct nu_cli_opt *opts,
                              size_t nopts)
@@ -39,7 +20,7 @@ static int nu_cli_client_opt(int argc, char **argv, int *i, const struct nu_cli_
             }
             continue;
         }
-        const char *v = nu_cli_client_optval(argc, argv, i, opts[k].name, &missing);
+        const char *v = nu_cli_optval(argc, argv, i, opts[k].name, &missing);
         if (missing)
             return -1;
         if (v != NULL) {

@@ -54,24 +54,6 @@ static void nu_cli_run_usage(FILE *out)
             "or an invalid job, 130/143 stopped by SIGINT/SIGTERM (forwarded to the stages)\n");
 }
 
-/* Option value: "--opt value" or "--opt=value". Returns NULL when this is not option `name`. */
-static const char *nu_cli_run_opt(int argc, char **argv, int *i, const char *name, bool *missing)
-{
-    size_t n = strlen(name);
-    *missing = false;
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 int nu_cli_cmd_run(int argc, char **argv)
 {
     const char **sets = nu_xcalloc(NU_CLI_RUN_MAX_ARGS, sizeof(*sets));
@@ -103,15 +85,15 @@ int nu_cli_cmd_run(int argc, char **argv)
             code = NU_EXIT_USAGE;
             goto out;
         }
-        if ((v = nu_cli_run_opt(argc, argv, &i, "--brokers", &missing))) {
+        if ((v = nu_cli_optval(argc, argv, &i, "--brokers", &missing))) {
             brokers = v;
-        } else if ((v = nu_cli_run_opt(argc, argv, &i, "--instances", &missing))) {
+        } else if ((v = nu_cli_optval(argc, argv, &i, "--instances", &missing))) {
             if (nu_run_instances_parse(v, &ov[nov++], &eb) != NU_OK) {
                 fprintf(stderr, "nurion run: %s\n", nu_err_msg(&eb));
                 code = NU_EXIT_USAGE;
                 goto out;
             }
-        } else if ((v = nu_cli_run_opt(argc, argv, &i, "--set", &missing))) {
+        } else if ((v = nu_cli_optval(argc, argv, &i, "--set", &missing))) {
             const char *eq = strchr(v, '=');
             if (!eq || eq == v) {
                 fprintf(stderr, "nurion run: invalid --set \"%s\": expected key=value\n", v);
