@@ -161,6 +161,24 @@ bool nu_media_get_double(const json_t *obj, const char *key, double min, double 
     return false;
 }
 
+void nu_media_check_prefix(const json_t *config, struct nu_json_path *jp, struct nu_problems *p)
+{
+    const char *s = NULL;
+    if (!nu_conn_get_string(config, "prefix", true, jp, p, &s) || !s)
+        return;
+    char *probe = nu_blob_cas_uri(s, "x", NULL);
+    struct nu_blob_uri u = {0};
+    struct nu_errbuf eb;
+    nu_errbuf_clear(&eb);
+    if (nu_blob_uri_parse(probe, &u, &eb) != NU_OK) {
+        size_t mark = nu_json_path_push_key(jp, "prefix");
+        nu_problems_add(p, jp->buf, "%s", nu_err_msg(&eb));
+        nu_json_path_pop(jp, mark);
+    }
+    nu_blob_uri_free(&u);
+    free(probe);
+}
+
 static char *nu_media_dup(const json_t *config, const char *key, const char *dflt)
 {
     const json_t *v = json_object_get(config, key);

@@ -124,6 +124,10 @@ nu_err_t nu_media_hash_file(const char *path, char hex[65], int64_t *size, struc
 bool nu_media_get_double(const json_t *obj, const char *key, double min, double max,
                          struct nu_json_path *jp, struct nu_problems *p, double *out);
 
+/* Check the required string field "prefix": a blob store URI (file:// or s3://) under which
+ * objects can be written. */
+void nu_media_check_prefix(const json_t *config, struct nu_json_path *jp, struct nu_problems *p);
+
 /*
  * The state every media operator shares: its config (strings owned) and a blob store over the
  * environment's S3 settings. `opname` names it in messages.

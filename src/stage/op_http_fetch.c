@@ -100,19 +100,7 @@ static void nu_hf_validate(const json_t *config, const char *path, struct nu_pro
                        &jp, p, &ll);
     nu_builtin_get_int(config, "max_redirects", 0, NU_FETCH_MAX_REDIRECTS, false, 5, &jp, p, &ll);
     nu_hf_check_ctypes(config, &jp, p);
-    if (nu_conn_get_string(config, "prefix", true, &jp, p, &s) && s) {
-        char *probe = nu_blob_cas_uri(s, "x", NULL);
-        struct nu_blob_uri u = {0};
-        struct nu_errbuf eb;
-        nu_errbuf_clear(&eb);
-        if (nu_blob_uri_parse(probe, &u, &eb) != NU_OK) {
-            size_t mark = nu_json_path_push_key(&jp, "prefix");
-            nu_problems_add(p, jp.buf, "%s", nu_err_msg(&eb));
-            nu_json_path_pop(&jp, mark);
-        }
-        nu_blob_uri_free(&u);
-        free(probe);
-    }
+    nu_media_check_prefix(config, &jp, p);
 }
 
 static const char *nu_hf_url_col(const json_t *config)

@@ -69,19 +69,7 @@ static void nu_iop_validate(enum nu_iop_kind kind, const json_t *config, const c
         strcmp(json_string_value(json_object_get(config, "mode")), "fill") == 0 &&
         !(json_object_get(config, "width") && json_object_get(config, "height")))
         nu_problems_add(p, jp.buf, "mode \"fill\" needs both width and height");
-    if (nu_conn_get_string(config, "prefix", true, &jp, p, &s) && s) {
-        char *probe = nu_blob_cas_uri(s, "x", NULL);
-        struct nu_blob_uri u;
-        struct nu_errbuf eb;
-        nu_errbuf_clear(&eb);
-        if (nu_blob_uri_parse(probe, &u, &eb) != NU_OK) {
-            size_t mark = nu_json_path_push_key(&jp, "prefix");
-            nu_problems_add(p, jp.buf, "%s", nu_err_msg(&eb));
-            nu_json_path_pop(&jp, mark);
-        }
-        nu_blob_uri_free(&u);
-        free(probe);
-    }
+    nu_media_check_prefix(config, &jp, p);
 }
 
 static nu_err_t nu_iop_schema(enum nu_iop_kind kind, const char *opname, const json_t *config,

@@ -60,19 +60,7 @@ static void nu_vop_validate(enum nu_vop_kind kind, const json_t *config, const c
         nu_builtin_get_int(config, "max_bytes", 1, NU_MEDIA_MAX_BYTES, false, NU_MEDIA_MAX_BYTES,
                            &jp, p, &ll);
         nu_conn_get_enum(config, "format", nu_vop_formats, 2, &jp, p, &fmt);
-        if (nu_conn_get_string(config, "prefix", true, &jp, p, &s) && s) {
-            char *probe = nu_blob_cas_uri(s, "x", NULL);
-            struct nu_blob_uri u;
-            struct nu_errbuf eb;
-            nu_errbuf_clear(&eb);
-            if (nu_blob_uri_parse(probe, &u, &eb) != NU_OK) {
-                size_t mark = nu_json_path_push_key(&jp, "prefix");
-                nu_problems_add(p, jp.buf, "%s", nu_err_msg(&eb));
-                nu_json_path_pop(&jp, mark);
-            }
-            nu_blob_uri_free(&u);
-            free(probe);
-        }
+        nu_media_check_prefix(config, &jp, p);
     }
 }
 
