@@ -9,6 +9,7 @@
 #include "common/mem.h"
 #include "operators/registry.h"
 #include "stage/lanes.h"
+#include "stage/planner.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -105,6 +106,43 @@ static json_t *nu_k8s_statefulset(const struct nu_job *job, const struct nu_job_
                                   "Parallel", "selector", "matchLabels", "nurion.io/job", job->id,
                                   "nurion.io/stage", js->id, "template", pod));
     return sts;
+}
+
+/*
+ * The continuous planner of unbounded source `js`: a Deployment of one replica running
+ * `nurion stage --plan`, same image, spec and brokers as the stages. Its pods carry no
+ * nurion.io/stage label, so neither the stage's StatefulSet nor its Service selects them.
+ * Strategy Recreate: two planners of a source fence each other (the loser exits 3 and, restarted,
+ * would fence back), so a rollout stops the old pod before the new one starts.
+ */
+static json_t *nu_k8s_planner(const struct nu_job *job, const struct nu_job_stage *js,
+                              const struct nu_k8s_opts *o, const char *name, const char *cm_name)
+{
+    json_t *args = json_pack("[s, s, s, s, s, s]", "stage", "--job", "/etc/nurion/job.json",
+                             "--stage", js->id, "--plan");
+    json_t *container = json_pack(
+        "{s:s, s:s, s:o, s:[{s:s, s:s}], s:{s:{s:s, s:s}, s:{s:s}}, s:[{s:s, s:s, s:b}], "
+        "s:{s:b, s:b, s:{s:[s]}}}",
+        "name", "planner", "image", o->image, "args", args, "env", "name", "NURION_BROKERS",
+        "value", o->brokers, "resources", "requests", "cpu", "100m", "memory", "128Mi", "limits",
+        "memory", "512Mi", "volumeMounts", "name", "spec", "mountPath", "/etc/nurion", "readOnly",
+        1, "securityContext", "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 0,
+        "capabilities", "drop", "ALL");
+    json_t *sel = json_pack("{s:s, s:s, s:s}", "app.kubernetes.io/name", "nurion", "nurion.io/job",
+                            job->id, "nurion.io/planner", js->id);
+    json_t *dep = json_pack("{s:s, s:s}", "apiVersion", "apps/v1", "kind", "Deployment");
+    json_object_set_new(dep, "metadata", nu_k8s_meta(name, o->namespace, job, "planner", js->id));
+    json_object_set_new(
+        dep, "spec",
+        json_pack("{s:i, s:{s:s}, s:{s:O}, s:{s:{s:O}, s:{s:i, s:{s:b, s:i}, s:[o], "
+                  "s:[{s:s, s:{s:s}}]}}}",
+                  "replicas", 1, "strategy", "type", "Recreate", "selector", "matchLabels", sel,
+                  "template", "metadata", "labels", sel, "spec", "terminationGracePeriodSeconds",
+                  NU_K8S_GRACE_SECONDS, "securityContext", "runAsNonRoot", 1, "runAsUser", 10001,
+                  "containers", container, "volumes", "name", "spec", "configMap", "name",
+                  cm_name));
+    json_decref(sel);
+    return dep;
 }
 
 static json_t *nu_k8s_scaledobject(const struct nu_job *job, size_t idx,
@@ -208,6 +246,18 @@ nu_err_t nu_k8s_render(const struct nu_job *job, const char *spec, const struct 
         json_array_append_new(docs, nu_k8s_stage_service(job, js, o.namespace, name));
         json_array_append_new(docs, nu_k8s_statefulset(job, js, &o, name, cm_name));
         json_array_append_new(docs, nu_k8s_scaledobject(job, i, &o, name, max));
+        if (!nu_plan_stage_unbounded(job, i))
+            continue;
+        char plan_id[NU_JOB_NAME_MAX + 8];
+        snprintf(plan_id, sizeof(plan_id), "%s-plan", js->id);
+        if (!nu_k8s_name(job->id, plan_id, name, sizeof(name))) {
+            err = nu_err_set(eb, NU_ERR_INVALID,
+                             "name \"nurion-%s-%s\" of the planner of stage \"%s\" is over %d "
+                             "characters: use a shorter job or stage id",
+                             job->id, plan_id, js->id, NU_K8S_MAX_NAME);
+            goto out;
+        }
+        json_array_append_new(docs, nu_k8s_planner(job, js, &o, name, cm_name));
     }
     nu_k8s_coordinator(job, &o, docs);
 out:
@@ -228,9 +278,11 @@ static void nu_k8s_usage(FILE *out)
             "                                  [--out DIR]\n\n"
             "Writes Kubernetes manifests for the job: a ConfigMap with the spec; per stage a\n"
             "headless Service, a StatefulSet (pod ordinal = instance index) with probes on the\n"
-            "stage endpoint, and a KEDA ScaledObject scaling it on consumer-group lag; the\n"
-            "coordinator's Deployment and Service (external launcher). Without --out the\n"
-            "manifests go to standard output as one YAML stream.\n\n"
+            "stage endpoint, and a KEDA ScaledObject scaling it on consumer-group lag; per\n"
+            "unbounded source a Deployment of one replica running its continuous planner\n"
+            "(`nurion stage --plan`); the coordinator's Deployment and Service (external\n"
+            "launcher). Without --out the manifests go to standard output as one YAML\n"
+            "stream.\n\n"
             "  --image IMG       container image (default %s)\n"
             "  --namespace NS    namespace (default %s)\n"
             "  --brokers LIST    Kafka bootstrap servers as seen from the cluster (default %s)\n"

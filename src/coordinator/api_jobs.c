@@ -7,7 +7,6 @@
 #include "common/mem.h"
 #include "coordinator/store.h"
 #include "operators/registry.h"
-#include "stage/planner.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,14 +35,6 @@ void nu_coord_h_job_submit(const struct nu_http_req *req, struct nu_http_resp *r
     }
     err = nu_job_parse((const char *)req->body, req->body_len, nu_registry_validator(), &job,
                        &probs, &eb);
-    for (size_t i = 0; job && i < job->nstages; i++) {
-        char path[64];
-        snprintf(path, sizeof(path), "$.stages[%zu].config.mode", i);
-        if (nu_plan_stage_unbounded(job, i))
-            nu_problems_add(&probs, path,
-                            "mode \"unbounded\" runs with `nurion run` only: the coordinator "
-                            "does not run continuous planners");
-    }
     if (err == NU_ERR_SPEC || probs.n) {
         nu_http_resp_error(resp, 400, "spec", "invalid job spec", &probs);
         goto out;

@@ -105,6 +105,8 @@ void nu_launcher_job_free(struct nu_ljob *j)
             if (j->st[s].slots[k].fd >= 0)
                 close(j->st[s].slots[k].fd);
         free(j->st[s].slots);
+        if (j->st[s].planner.fd >= 0 && j->st[s].unbounded)
+            close(j->st[s].planner.fd);
     }
     free(j->st);
     nu_job_destroy(j->job);
@@ -117,15 +119,20 @@ void nu_launcher_destroy(nu_launcher_t *l, int grace_ms)
         return;
     pthread_mutex_lock(&l->mu);
     int64_t deadline = nu_launcher_now_ms() + (grace_ms > 0 ? grace_ms : 0);
+    /* a planner's SIGTERM would end its plan, and so a job that is still running: SIGKILL leaves
+     * the plan open for the planner of the next coordinator */
     for (struct nu_ljob *j = l->jobs; j; j = j->next)
-        for (size_t s = 0; s < j->job->nstages; s++)
+        for (size_t s = 0; s < j->job->nstages; s++) {
+            if (j->st[s].unbounded && j->st[s].planner.pid > 0)
+                kill(j->st[s].planner.pid, j->ending ? SIGTERM : SIGKILL);
             for (int k = 0; k < j->st[s].cap; k++)
                 if (j->st[s].slots[k].pid > 0)
                     kill(j->st[s].slots[k].pid, SIGTERM);
+        }
     for (struct nu_ljob *j = l->jobs; j; j = j->next)
         for (size_t s = 0; s < j->job->nstages; s++)
-            for (int k = 0; k < j->st[s].cap; k++) {
-                pid_t pid = j->st[s].slots[k].pid;
+            for (int k = j->st[s].unbounded ? NU_LAUNCHER_PLANNER : 0; k < j->st[s].cap; k++) {
+                pid_t pid = nu_launcher_slot(j, s, k)->pid;
                 int status;
                 if (pid <= 0)
                     continue;
@@ -221,6 +228,10 @@ static struct nu_ljob *nu_ljob_new(nu_launcher_t *l, struct nu_job *job, const c
         ls->lag = -1;
         ls->last_scale_ms = -1;
         ls->slots = nu_xcalloc((size_t)ls->cap, sizeof(*ls->slots));
+        ls->unbounded = nu_plan_stage_unbounded(job, s);
+        ls->planner.fd = -1;
+        ls->planner.want = ls->unbounded && l->mode == NU_LAUNCH_LOCAL;
+        ls->planned = -1;
         for (int k = 0; k < ls->cap; k++) {
             ls->slots[k].fd = -1;
             ls->slots[k].want = l->mode == NU_LAUNCH_LOCAL;
@@ -264,13 +275,6 @@ nu_err_t nu_launcher_start(nu_launcher_t *l, const struct nu_job *job, struct nu
     sigset_t saved;
     nu_err_t err;
 
-    for (size_t s = 0; s < job->nstages; s++)
-        if (nu_plan_stage_unbounded(job, s)) {
-            err = nu_err_set(eb, NU_ERR_UNSUPPORTED,
-                             "source \"%s\" is unbounded: such jobs run with `nurion run` only",
-                             job->stages[s].id);
-            goto out;
-        }
     pthread_mutex_lock(&l->mu);
     if (nu_launcher_find(l, job->id)) {
         err = nu_err_set(eb, NU_ERR_STATE, "job \"%s\" is running already", job->id);
@@ -307,7 +311,7 @@ unlock:
         goto out;
     }
     for (size_t s = 0; s < copy->nstages && !err; s++)
-        if (copy->stages[s].nupstream == 0)
+        if (copy->stages[s].nupstream == 0 && !counts[s].unbounded) /* its planner tells */
             err = nu_store_planned(l->db, copy->id, copy->stages[s].id, (int64_t)counts[s].splits,
                                    counts[s].rows_known ? (int64_t)counts[s].rows : -1, eb);
     if (!err && nu_launcher_find(l, job->id))
@@ -497,15 +501,21 @@ nu_err_t nu_launcher_job_status(nu_launcher_t *l, const char *job_id, json_t **o
             running += ls->slots[k].pid > 0 || ls->slots[k].foreign != 0;
             done += ls->slots[k].done;
         }
+        json_t *planner = json_null();
+        if (ls->unbounded)
+            planner = json_pack("{s:b, s:b, s:o}", "running",
+                                ls->planner.pid > 0 || ls->planner.foreign != 0, "ended",
+                                ls->planner.done, "planned_splits",
+                                ls->planned >= 0 ? json_integer(ls->planned) : json_null());
         json_array_append_new(
-            stages, json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:o, s:o, s:b}", "id",
+            stages, json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:o, s:o, s:b, s:o}", "id",
                               j->job->stages[s].id, "target", ls->target, "min",
                               j->job->stages[s].parallelism_min, "max",
                               j->job->stages[s].parallelism_max, "partitions", ls->partitions,
                               "running", running, "done", done, "frozen", ls->frozen, "pinned",
                               ls->pinned >= 0 ? json_integer(ls->pinned) : json_null(), "lag",
                               ls->lag >= 0 ? json_integer(ls->lag) : json_null(), "finished",
-                              ls->finished));
+                              ls->finished, "planner", planner));
     }
     *out = json_pack("{s:s, s:s, s:b, s:b, s:b, s:i, s:b, s:o}", "job", j->job->id, "mode",
                      l->mode == NU_LAUNCH_LOCAL ? "local" : "external", "adopted", j->adopted,

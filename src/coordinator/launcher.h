@@ -7,6 +7,9 @@
  * and max — on request (scale, pin) and by the autoscaler (autoscale.h) from the input lag read
  * from Kafka — and re-adopts running jobs after a coordinator restart without duplicating
  * instances (it counts the live members of each stage's consumer group before spawning).
+ * A source with "mode": "unbounded" gets one more process, its continuous planner (`nurion stage
+ * --plan`), supervised under the same rules; re-adoption follows a planner still running on this
+ * host instead of starting a second one. Such a job stays "running" until it is cancelled.
  * `external`: stages are run by someone else (Kubernetes, compose); the launcher only observes.
  *
  * Job states live in the store; the launcher moves a job to "running" when it starts it and to
@@ -95,7 +98,8 @@ nu_err_t nu_launcher_tick(nu_launcher_t *l, struct nu_errbuf *eb);
 /*
  * What the launcher knows of a supervised job: {"job","mode","adopted","ending","finished"
  * (every stage process exited 0),"processes","paused","stages":[{"id","target","min","max",
- * "partitions","running","done","frozen","pinned"(null|n),"lag"(null|n),"finished"}]}.
+ * "partitions","running","done","frozen","pinned"(null|n),"lag"(null|n),"finished",
+ * "planner" (null, or for an unbounded source {"running","ended","planned_splits"(null|n)})}]}.
  * Returned owned. NU_ERR_NOT_FOUND when the job is not supervised here. Does not block.
  */
 nu_err_t nu_launcher_job_status(nu_launcher_t *l, const char *job_id, json_t **out,

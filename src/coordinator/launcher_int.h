@@ -24,6 +24,7 @@
 #define NU_LAUNCHER_MAX_JOBS      1000  /* running jobs one launcher supervises at most */
 #define NU_LAUNCHER_KAFKA_WAIT_MS 10000 /* one admin request or offset query */
 #define NU_LAUNCHER_SKEW_LIMIT    2.0   /* skew above this is flagged */
+#define NU_LAUNCHER_PLANNER       (-1)  /* the slot index naming a stage's continuous planner */
 
 /* One instance slot of a stage (index = position in the stage's slot array). */
 struct nu_lslot {
@@ -50,7 +51,10 @@ struct nu_lstage {
     int pinned;    /* < 0: none */
     bool finished; /* an instance exited 0 on its own, or the store says so */
     int64_t last_scale_ms;
-    int64_t lag; /* last total lag read (-1: unknown) */
+    int64_t lag;             /* last total lag read (-1: unknown) */
+    bool unbounded;          /* an unbounded source: a continuous planner runs next to it */
+    struct nu_lslot planner; /* that planner (slot index NU_LAUNCHER_PLANNER) */
+    int64_t planned;         /* splits its planner reported planned (-1: unknown) */
 };
 
 struct nu_ljob {
@@ -146,6 +150,12 @@ nu_err_t nu_launcher_db_running(nu_db_t *db, const char *like, json_t **out, str
 
 /* --- processes (launcher_proc.c) --- */
 
+/* Slot `k` of stage `s` of `j`; k == NU_LAUNCHER_PLANNER names the stage's planner. */
+struct nu_lslot *nu_launcher_slot(struct nu_ljob *j, size_t s, int k);
+/* A process of this host that is the planner of stage `stage` of the job whose spec file is
+ * `spec_path` (0: none). Reads /proc. */
+pid_t nu_launcher_proc_find_planner(const char *spec_path, const char *stage);
+
 /* Start slot `k` of stage `s` of `j` now. */
 nu_err_t nu_launcher_proc_start(nu_launcher_t *l, struct nu_ljob *j, size_t s, int k,
                                 struct nu_errbuf *eb);
@@ -155,7 +165,8 @@ void nu_launcher_proc_step(nu_launcher_t *l, struct nu_ljob *j);
 void nu_launcher_proc_stop_all(nu_launcher_t *l, struct nu_ljob *j);
 /* Processes (ours running + adopted alive) of a job. */
 int nu_launcher_proc_count(const struct nu_ljob *j);
-/* Is an adopted pid still the stage process it was (same job, stage, instance)? */
+/* Is an adopted pid still the stage process it was (same job, stage, instance)? An instance
+ * NU_LAUNCHER_PLANNER matches the stage's planner (`--plan`). */
 bool nu_launcher_proc_is_stage(pid_t pid, const char *job_id, const char *stage, int inst);
 
 /* Fail job `j` with `reason`: stop its processes, mark it failed in the store. */

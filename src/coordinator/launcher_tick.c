@@ -108,12 +108,21 @@ static void nu_launcher_adopt(nu_launcher_t *l)
             continue;
         }
         j->adopted = true;
-        for (size_t s = 0; l->mode == NU_LAUNCH_LOCAL && s < j->job->nstages; s++)
-            if (!j->st[s].finished)
+        for (size_t s = 0; l->mode == NU_LAUNCH_LOCAL && s < j->job->nstages; s++) {
+            struct nu_lstage *ls = &j->st[s];
+            if (!ls->finished)
                 nu_launcher_adopt_stage(l, j, s);
             else
-                for (int k = 0; k < j->st[s].cap; k++)
-                    j->st[s].slots[k].done = true;
+                for (int k = 0; k < ls->cap; k++)
+                    ls->slots[k].done = true;
+            /* a planner still running here is followed, never doubled: a second one would fence
+             * it (exit 3, the job failed), or, restarted in turn, fence the new one back */
+            if (ls->unbounded && ls->finished)
+                ls->planner.done = true;
+            else if (ls->unbounded)
+                ls->planner.foreign =
+                    nu_launcher_proc_find_planner(j->spec_path, j->job->stages[s].id);
+        }
         j->next = l->jobs;
         l->jobs = j;
         nu_log(NU_LOG_INFO, "launcher", "adopted running job \"%s\"\tprocesses=%d", id,
@@ -132,6 +141,15 @@ static void nu_launcher_check_foreign(nu_launcher_t *l, struct nu_ljob *j)
     for (size_t s = 0; s < j->job->nstages; s++) {
         struct nu_lstage *ls = &j->st[s];
         bool *live = NULL, failed = false;
+        if (ls->unbounded && ls->planner.foreign > 0 &&
+            !nu_launcher_proc_is_stage(ls->planner.foreign, j->job->id, j->job->stages[s].id,
+                                       NU_LAUNCHER_PLANNER)) {
+            ls->planner.foreign = 0;
+            if (ls->finished)
+                ls->planner.done = true;
+            else
+                ls->planner.start_at_ms = now; /* the transactional id aborts what it left */
+        }
         for (int k = 0; k < ls->cap; k++) {
             struct nu_lslot *sl = &ls->slots[k];
             bool gone = false;
@@ -175,9 +193,11 @@ static void nu_launcher_check_job(nu_launcher_t *l, struct nu_ljob *j)
         int64_t now = nu_launcher_now_ms();
         if (!j->succeeded_ms)
             j->succeeded_ms = now;
-        for (size_t s = 0; s < j->job->nstages; s++)
+        for (size_t s = 0; s < j->job->nstages; s++) {
+            j->st[s].planner.want = false;
             for (int k = 0; k < j->st[s].cap; k++)
                 j->st[s].slots[k].want = false;
+        }
         if (nu_launcher_proc_count(j) > 0 && now - j->succeeded_ms < NU_LAUNCHER_GRACE_MS)
             return;
     }

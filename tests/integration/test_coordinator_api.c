@@ -341,10 +341,6 @@ Test(api, submit_rejects_bad_input, .init = it_start, .fini = it_stop)
         {"{\"job_id\":\"ok-id\",\"stages\":[{\"id\":\"a\",\"operator\":\"generate\","
          "\"config\":{\"rows\":\"many\"}}]}",
          "application/json", 400, "spec", "$.stages[0].config.rows"},
-        /* unbounded sources run with `nurion run` only */
-        {"{\"job_id\":\"ok-id\",\"stages\":[{\"id\":\"a\",\"operator\":\"kafka_source\","
-         "\"config\":{\"topic\":\"t\",\"format\":\"raw\",\"mode\":\"unbounded\"}}]}",
-         "application/json", 400, "spec", "$.stages[0].config.mode"},
     };
     nu_connectors_register(); /* kafka_source, as the coordinator program has it */
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -375,6 +371,29 @@ Test(api, submit_rejects_bad_input, .init = it_start, .fini = it_stop)
            &r);
     cr_assert_eq(r.status, 413, "%s", r.body.data);
     it_resp_free(&r);
+}
+
+/* A job with an unbounded source is accepted and runs (its planner is run by the launcher, or,
+ * in external mode as here, by whoever runs the stages). */
+Test(api, submit_accepts_unbounded_source, .init = it_start, .fini = it_stop)
+{
+    char id[96], spec[1024], path[256];
+    struct it_resp r;
+    it_job_id(id, sizeof(id));
+    snprintf(spec, sizeof(spec),
+             "{\"job_id\":\"%s\",\"stages\":[{\"id\":\"src\",\"operator\":\"kafka_source\","
+             "\"config\":{\"topic\":\"nurion-apit-unbounded\",\"format\":\"raw\","
+             "\"mode\":\"unbounded\"}}]}",
+             id);
+    nu_connectors_register(); /* kafka_source, as the coordinator program has it */
+    it_submit(id, spec);
+    snprintf(path, sizeof(path), "/api/v1/jobs/%s", id);
+    it_get(path, "/api/v1/jobs/{id}", &r);
+    cr_assert_eq(r.status, 200, "%s", r.body.data);
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "state")), "running", "%s",
+                     r.body.data);
+    it_resp_free(&r);
+    it_cleanup(id);
 }
 
 Test(api, unknown_ids_and_bad_queries, .init = it_start, .fini = it_stop)

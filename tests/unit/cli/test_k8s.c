@@ -183,6 +183,64 @@ Test(k8s, manifests_of_the_etl_example)
     json_decref(docs);
 }
 
+/* A streaming job: kafka_source in unbounded mode -> map -> kafka_sink. */
+static const char k8s_stream_spec[] =
+    "{\"job_id\":\"stream-demo\",\"stages\":["
+    "{\"id\":\"src\",\"operator\":\"kafka_source\",\"partitions\":2,\"config\":{"
+    "\"topic\":\"clicks\",\"format\":\"json\",\"mode\":\"unbounded\","
+    "\"schema\":[[\"id\",\"int64\"]]}},"
+    "{\"id\":\"dbl\",\"operator\":\"map\",\"upstream\":[\"src\"],"
+    "\"config\":{\"columns\":{\"y\":\"id * 2\"}}},"
+    "{\"id\":\"out\",\"operator\":\"kafka_sink\",\"upstream\":[\"dbl\"],"
+    "\"config\":{\"topic\":\"clicks-out\",\"format\":\"json\"}}]}";
+
+Test(k8s, unbounded_source_gets_a_planner_deployment)
+{
+    struct nu_k8s_opts o = {"reg.example/nurion:1.2", "pipelines", "b1:9092"};
+    struct nu_errbuf eb;
+    struct nu_job *job = NULL;
+    json_t *docs = NULL;
+    nu_errbuf_clear(&eb);
+    cr_assert_eq(nu_job_parse(k8s_stream_spec, strlen(k8s_stream_spec), NULL, &job, NULL, &eb),
+                 NU_OK, "%s", nu_err_msg(&eb));
+    cr_assert_eq(nu_k8s_render(job, "{}", &o, &docs, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    nu_job_destroy(job);
+    /* ConfigMap + 3 stages x 3 + one planner + coordinator (2) */
+    cr_assert_eq(json_array_size(docs), 1 + 3 * 3 + 1 + 2);
+    cr_assert_null(find_doc(docs, "Deployment", "nurion-stream-demo-dbl-plan"));
+    json_t *dep = find_doc(docs, "Deployment", "nurion-stream-demo-src-plan");
+    cr_assert_not_null(dep);
+    json_t *spec = json_object_get(dep, "spec");
+    cr_assert_eq(json_integer_value(json_object_get(spec, "replicas")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(spec, "strategy"), "type")),
+                     "Recreate");
+    json_t *tmpl = json_object_get(spec, "template");
+    json_t *c = json_array_get(json_object_get(json_object_get(tmpl, "spec"), "containers"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(c, "image")), "reg.example/nurion:1.2");
+    char *args = json_dumps(json_object_get(c, "args"), JSON_COMPACT);
+    cr_assert_str_eq(
+        args, "[\"stage\",\"--job\",\"/etc/nurion/job.json\",\"--stage\",\"src\",\"--plan\"]");
+    free(args);
+    json_t *env0 = json_array_get(json_object_get(c, "env"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(env0, "name")), "NURION_BROKERS");
+    cr_assert_str_eq(json_string_value(json_object_get(env0, "value")), "b1:9092");
+    /* its selector matches its pods, and the stage's StatefulSet does not select them */
+    json_t *ml = json_object_get(json_object_get(spec, "selector"), "matchLabels");
+    json_t *tl = json_object_get(json_object_get(tmpl, "metadata"), "labels");
+    const char *k;
+    json_t *v;
+    json_object_foreach(ml, k, v)
+        cr_assert(json_equal(v, json_object_get(tl, k)), "template lacks label %s", k);
+    json_t *sts = find_doc(docs, "StatefulSet", "nurion-stream-demo-src");
+    cr_assert_not_null(sts);
+    json_t *sml =
+        json_object_get(json_object_get(json_object_get(sts, "spec"), "selector"), "matchLabels");
+    bool selected = true;
+    json_object_foreach(sml, k, v) selected = selected && json_equal(v, json_object_get(tl, k));
+    cr_assert_not(selected, "the StatefulSet of src selects the planner's pods");
+    json_decref(docs);
+}
+
 Test(k8s, names_must_fit_dns_labels)
 {
     char buf[128];
@@ -213,10 +271,16 @@ Test(k8s, rendered_manifests_pass_kubernetes_validate, .timeout = 240)
     if (access(validator, X_OK) != 0)
         cr_skip_test("kubernetes-validate not installed (run scripts/deps): %s", validator);
     cr_assert_not_null(mkdtemp(dir));
-    static const char *const examples[] = {"etl.json", "diamond.json", "union.json"};
+    char stream[1200];
+    snprintf(stream, sizeof(stream), "%s/stream.json", dir);
+    FILE *f = fopen(stream, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fputs(k8s_stream_spec, f) >= 0 && fclose(f) == 0, true);
+    const char *const examples[] = {"examples/etl.json", "examples/diamond.json",
+                                    "examples/union.json", stream};
     for (size_t i = 0; i < sizeof(examples) / sizeof(examples[0]); i++) {
         snprintf(cmd, sizeof(cmd),
-                 "cd %s && %s/bin/nurion k8s render examples/%s --namespace t --brokers k:9092 "
+                 "cd %s && %s/bin/nurion k8s render %s --namespace t --brokers k:9092 "
                  "--out %s/%zu 2>&1",
                  NU_SOURCE_DIR, NU_BINARY_DIR, examples[i], dir, i);
         cr_assert_eq(sh(cmd, out, sizeof(out)), 0, "%s: %s", cmd, out);
@@ -229,6 +293,9 @@ Test(k8s, rendered_manifests_pass_kubernetes_validate, .timeout = 240)
                       strstr(out, "passed for resource deployment/nurion-coordinator") &&
                       strstr(out, "passed for resource configmap/"),
                   "%s: validator output lacks the expected kinds:\n%s", examples[i], out);
+        if (examples[i] == stream)
+            cr_assert(strstr(out, "passed for resource deployment/nurion-stream-demo-src-plan"),
+                      "the planner's Deployment was not validated:\n%s", out);
     }
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_assert_eq(sh(cmd, out, sizeof(out)), 0);
