@@ -323,6 +323,82 @@ out:
     return err;
 }
 
+nu_err_t nu_kafka_group_offsets(rd_kafka_t *rk, const char *group,
+                                rd_kafka_topic_partition_list_t *list, bool stable, int timeout_ms,
+                                struct nu_errbuf *eb)
+{
+    nu_err_t err = NU_OK;
+    char errstr[NU_KAFKA_ERRSTR];
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts =
+        rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, list);
+    rd_kafka_event_t *ev = NULL;
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_error_t *e = rd_kafka_AdminOptions_set_require_stable_offsets(opts, stable);
+    if (e)
+        rd_kafka_error_destroy(e); /* only fails for an operation that has no such option */
+    rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, opts, q);
+    ev = rd_kafka_queue_poll(q, timeout_ms);
+    if (!ev) {
+        err = nu_err_set(eb, NU_ERR_TIMEOUT,
+                         "could not read the committed offsets of group \"%s\": no answer in %d ms",
+                         group, timeout_ms);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        err = nu_kafka_err_code(rd_kafka_event_error(ev));
+        err = nu_err_set(eb, err == NU_ERR_TIMEOUT ? err : NU_ERR_KAFKA,
+                         "could not read the committed offsets of group \"%s\": %s", group,
+                         rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    size_t cnt = 0;
+    const rd_kafka_group_result_t **res = rd_kafka_ListConsumerGroupOffsets_result_groups(
+        rd_kafka_event_ListConsumerGroupOffsets_result(ev), &cnt);
+    const rd_kafka_error_t *gerr = cnt == 1 ? rd_kafka_group_result_error(res[0]) : NULL;
+    const rd_kafka_topic_partition_list_t *got =
+        cnt == 1 && !gerr ? rd_kafka_group_result_partitions(res[0]) : NULL;
+    if (!got) {
+        err =
+            nu_err_set(eb, NU_ERR_KAFKA, "could not read the committed offsets of group \"%s\": %s",
+                       group, gerr ? rd_kafka_error_string(gerr) : "no result for the group");
+        goto out;
+    }
+    for (int i = 0; i < list->cnt && !err; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        const rd_kafka_topic_partition_t *g = NULL;
+        for (int k = 0; k < got->cnt && !g; k++)
+            if (got->elems[k].partition == tp->partition &&
+                strcmp(got->elems[k].topic, tp->topic) == 0)
+                g = &got->elems[k];
+        if (!g || g->err) {
+            err = nu_err_set(eb, NU_ERR_KAFKA,
+                             "could not read the committed offset of partition %s:%d of group "
+                             "\"%s\": %s",
+                             tp->topic, (int)tp->partition, group,
+                             g ? rd_kafka_err2str(g->err) : "missing from the answer");
+            break;
+        }
+        tp->offset = g->offset;
+        free(tp->metadata); /* the list frees its metadata with free() */
+        tp->metadata = NULL;
+        tp->metadata_size = 0;
+        if (g->metadata_size > 0 && g->metadata) {
+            tp->metadata = nu_xmalloc(g->metadata_size);
+            memcpy(tp->metadata, g->metadata, g->metadata_size);
+            tp->metadata_size = g->metadata_size;
+        }
+    }
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
 rd_kafka_headers_t *nu_kafka_headers_new(const struct nu_headers *h)
 {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(h->n ? h->n : 1);

@@ -16,6 +16,7 @@
 #include "common/split.h" /* struct nu_headers */
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Role of a client: decides the defaults applied before the user's settings. */
@@ -77,6 +78,21 @@ nu_err_t nu_kafka_topics_delete(rd_kafka_t *rk, const char *const *names, size_t
 /* Number of partitions of a topic (0 when it does not exist). */
 nu_err_t nu_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *out,
                                    struct nu_errbuf *eb);
+
+/*
+ * The committed offsets of the partitions in `list` (topic and partition set) for consumer group
+ * `group`, read with any client `rk` through the Admin API (a producer will do): written into
+ * `list` — offset (negative when none is committed) and a copy of the metadata.
+ * The client need not be a member of the group, and its request does not wait behind a JoinGroup
+ * or SyncGroup that a member has pending on its own coordinator connection (the broker answers
+ * one request of a connection at a time, and holds a JoinGroup until the rebalance ends).
+ * `stable`: ask the broker to refuse partitions with offsets pending in an open transaction
+ * (an error then); otherwise such partitions read as their last committed offset. Blocks up to
+ * `timeout_ms`. Errors: NU_ERR_TIMEOUT, NU_ERR_KAFKA (also for a partition's own error).
+ */
+nu_err_t nu_kafka_group_offsets(rd_kafka_t *rk, const char *group,
+                                rd_kafka_topic_partition_list_t *list, bool stable, int timeout_ms,
+                                struct nu_errbuf *eb);
 
 /*
  * Record headers: a new librdkafka header list holding copies of the `h->n` headers of `h`

@@ -270,8 +270,8 @@ static nu_err_t nu_stage_loop(struct nu_stage *st, struct nu_errbuf *eb)
             st->last_check_ms = now;
             err = nu_stage_check_complete(st, &complete, eb);
             if (err == NU_ERR_TIMEOUT || err == NU_ERR_KAFKA) {
-                /* expected while the group rebalances or other instances hold transactions
-                 * open; worth a warning only when it lasts */
+                /* the broker slow or unreachable for a moment (the read does not depend on
+                 * the group's rebalance state); worth a warning only when it lasts */
                 if (++st->check_failures % 60 == 0)
                     nu_log(NU_LOG_WARN, "stage", "completion check keeps failing, will retry: %s",
                            nu_err_msg(eb));
@@ -387,6 +387,9 @@ out:
     nu_stage_monitor_finish(st, err);
     if (st->c) {
         /* leaving the group revokes our partitions: the callback finishes any transaction */
+        if (!err && stats->complete)
+            nu_stage_leave_group(st);
+        st->closing = true;
         rd_kafka_consumer_close(st->c);
     }
     if (st->aux) {

@@ -103,6 +103,7 @@ struct nu_stage {
     int txn_records;
     int64_t txn_started_ms;
     bool rebalance_failed; /* a commit inside the rebalance callback failed */
+    bool closing;          /* rd_kafka_consumer_close has been called */
     nu_err_t fatal;        /* set by callbacks: stop with this error */
     struct nu_errbuf fatal_eb;
 
@@ -131,6 +132,9 @@ nu_err_t nu_stage_txn_commit(struct nu_stage *st, struct nu_errbuf *eb);
 nu_err_t nu_stage_txn_abort_rewind(struct nu_stage *st, const char *why, struct nu_errbuf *eb);
 void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t *parts, void *opaque);
+/* A complete instance that holds partitions leaves the group now, with a LeaveGroup (see
+ * stage_txn.c); call before rd_kafka_consumer_close. */
+void nu_stage_leave_group(struct nu_stage *st);
 struct nu_part *nu_stage_part(struct nu_stage *st, const char *topic, int32_t partition,
                               bool create);
 nu_err_t nu_stage_parts_init(struct nu_stage *st, struct nu_errbuf *eb);

@@ -26,6 +26,7 @@
 #define NU_STAGE_TXN_TIMEOUT_MS        60000
 #define NU_STAGE_COMMITTED_TIMEOUT_MS  10000
 #define NU_STAGE_COMPLETION_TIMEOUT_MS 1000
+#define NU_STAGE_LEAVE_TIMEOUT_MS      1000
 
 struct nu_part *nu_stage_part(struct nu_stage *st, const char *topic, int32_t partition,
                               bool create)
@@ -424,6 +425,15 @@ void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct nu_errbuf eb;
     nu_errbuf_clear(&eb);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (st->closing) {
+            /* an assignment that arrives while rd_kafka_consumer_close runs is dropped: the
+             * group is already terminating (it does not wait for this call), and an assign
+             * request reaching it after it terminated is never answered (librdkafka 2.0.2),
+             * which would hang the close */
+            NU_LOG_DEBUG_AREA("stage", "stage", "closing: assignment of %d partition(s) ignored",
+                              parts->cnt);
+            return;
+        }
         for (int i = 0; i < parts->cnt; i++) {
             struct nu_part *pt =
                 nu_stage_part(st, parts->elems[i].topic, parts->elems[i].partition, true);
@@ -499,6 +509,39 @@ void nu_stage_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             nu_err_set(&st->fatal_eb, NU_ERR_KAFKA, "rebalance failed: %s", rd_kafka_err2str(err));
 }
 
+/*
+ * Leaving a complete stage. Its consumer is a static member (group.instance.id), which
+ * rd_kafka_consumer_close takes out of the group without a LeaveGroup: the broker then keeps
+ * the member until session.timeout.ms passes, and a rebalance started meanwhile (an instance
+ * joining late) cannot end before — other members wait that long for their assignments. An
+ * unsubscribe before the close does send a LeaveGroup. It is done only when this member holds
+ * partitions under the eager protocol: it has no JoinGroup of its own pending then, which would
+ * hold the LeaveGroup (and the close waiting for its answer) behind it on the coordinator
+ * connection. The revocation it causes is served here, by this thread, with a bounded wait.
+ */
+void nu_stage_leave_group(struct nu_stage *st)
+{
+    rd_kafka_topic_partition_list_t *asg = NULL;
+    bool held = false;
+    if (rd_kafka_assignment(st->c, &asg) == RD_KAFKA_RESP_ERR_NO_ERROR && asg) {
+        held = asg->cnt > 0;
+        rd_kafka_topic_partition_list_destroy(asg);
+    }
+    if (held && !nu_stage_cooperative(st->c) && !rd_kafka_unsubscribe(st->c)) {
+        int64_t deadline = nu_event_now_ms() + NU_STAGE_LEAVE_TIMEOUT_MS;
+        while (held && nu_event_now_ms() < deadline) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(st->c, 20);
+            if (m)
+                rd_kafka_message_destroy(m);
+            held = false;
+            for (size_t i = 0; i < st->nparts; i++)
+                held = held || st->parts[i].assigned;
+        }
+        NU_LOG_DEBUG_AREA("stage", "stage", "left the group%s",
+                          held ? " (revocation not seen)" : "");
+    }
+}
+
 bool nu_stage_known_complete(const struct nu_stage *st)
 {
     /* Only for a stage of one instance: with several, one that leaves at once may leave a
@@ -536,18 +579,24 @@ nu_err_t nu_stage_check_complete(struct nu_stage *st, bool *complete, struct nu_
     for (size_t i = 0; i < st->ninputs; i++)
         for (int p = 0; p < st->inputs[i].partitions; p++)
             rd_kafka_topic_partition_list_add(list, st->inputs[i].topic, p);
-    /* short wait: while other instances have transactions open, the broker answers "unstable"
-     * for their partitions and librdkafka retries; the loop simply asks again later */
+    /*
+     * Read through the producer for events, not the consumer: a member's offset fetches share
+     * its coordinator connection with its JoinGroup, which the broker holds until every member
+     * has rejoined — and an instance that finished and left without a LeaveGroup (a static
+     * member) is only timed out after session.timeout.ms. Reading the group from outside sees
+     * completion whatever the rebalance state. Not "stable": a partition whose offsets are
+     * pending in another instance's open transaction reads as its last committed state, which
+     * is exact here — lanes only accumulate, so committed-complete never becomes incomplete,
+     * and an incomplete answer is simply asked again later.
+     */
+    char group[NU_JOB_NAME_MAX];
+    nu_job_group(st->job, st->idx, group, sizeof(group));
     int64_t t0 = nu_event_now_ms();
-    rd_kafka_resp_err_t rerr = rd_kafka_committed(st->c, list, NU_STAGE_COMPLETION_TIMEOUT_MS);
+    err = nu_kafka_group_offsets(st->aux, group, list, false, NU_STAGE_COMPLETION_TIMEOUT_MS, eb);
     NU_LOG_DEBUG_AREA("stage", "stage", "completion check read %d offset(s) in %" PRId64 " ms: %s",
-                      list->cnt, nu_event_now_ms() - t0, rd_kafka_err2str(rerr));
-    if (rerr) {
-        err = nu_err_set(eb, rerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? NU_ERR_TIMEOUT : NU_ERR_KAFKA,
-                         "could not read the committed offsets of stage \"%s\": %s", st->js->id,
-                         rd_kafka_err2str(rerr));
+                      list->cnt, nu_event_now_ms() - t0, err ? nu_err_msg(eb) : "ok");
+    if (err)
         goto out;
-    }
     for (int i = 0; i < list->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &list->elems[i];
         struct nu_lane_set s;
