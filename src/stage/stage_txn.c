@@ -311,8 +311,12 @@ nu_err_t nu_stage_txn_abort_rewind(struct nu_stage *st, const char *why, struct 
     if (st->eos_mode) {
         err = nu_kafka_err_take(rd_kafka_abort_transaction(st->p, NU_STAGE_TXN_TIMEOUT_MS),
                                 "abort a transaction", eb);
-        if (err)
+        if (err) { /* name the first failure too: it is the cause */
+            char cause[256];
+            snprintf(cause, sizeof(cause), "%s", why);
+            nu_err_prefix(eb, "%s; then: ", cause);
             return err;
+        }
     }
     st->stats->txns_aborted++;
     st->in_txn = false;
