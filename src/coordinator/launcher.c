@@ -358,13 +358,15 @@ nu_err_t nu_launcher_cancel(nu_launcher_t *l, const char *job_id, struct nu_errb
         err = nu_err_set(eb, NU_ERR_NOT_FOUND, "no job \"%s\"", job_id);
     if (!err && strcmp(state, "submitted") != 0 && strcmp(state, "running") != 0)
         err = nu_err_set(eb, NU_ERR_STATE, "job \"%s\" has ended (%s)", job_id, state);
+    /* the state first: if it cannot be stored, nothing is stopped (a running job whose
+     * processes were stopped would be adopted and restarted) */
+    if (!err)
+        err = nu_store_job_set_state(l->db, job_id, "cancelled", NULL, eb);
     if (!err) {
         struct nu_ljob *j = nu_launcher_find(l, job_id);
         if (j)
             nu_launcher_proc_stop_all(l, j); /* they finish their transaction and leave */
-        err = nu_store_job_set_state(l->db, job_id, "cancelled", NULL, eb);
-        if (!err)
-            nu_log(NU_LOG_INFO, "launcher", "job \"%s\" cancelled", job_id);
+        nu_log(NU_LOG_INFO, "launcher", "job \"%s\" cancelled", job_id);
     }
     pthread_mutex_unlock(&l->mu);
     return err;

@@ -1,6 +1,7 @@
 /* store.c — connection, migrations, job writes and stage controls of the store. */
 #include "coordinator/store_int.h"
 
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/sha256.h"
 #include "coordinator/migrations.h"
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const nu_store_job_states[] = {"submitted", "running", "succeeded", "failed",
                                                   "cancelled"};
@@ -185,8 +187,8 @@ nu_err_t nu_store_job_insert(nu_db_t *db, const struct nu_job *job, struct nu_er
     return err;
 }
 
-nu_err_t nu_store_job_set_state(nu_db_t *db, const char *id, const char *state, const char *error,
-                                struct nu_errbuf *eb)
+static nu_err_t nu_store_job_set_state_once(nu_db_t *db, const char *id, const char *state,
+                                            const char *error, struct nu_errbuf *eb)
 {
     nu_db_res_t *res = NULL;
     nu_err_t err = NU_OK;
@@ -231,6 +233,25 @@ out:
     if (err)
         nu_db_rollback(db);
     nu_db_res_free(res);
+    return err;
+}
+
+/* The job row, then its stages: the ingester's batch locks stages and then the job, so the two
+ * can deadlock; PostgreSQL then aborts one of them, and this one is tried again. */
+nu_err_t nu_store_job_set_state(nu_db_t *db, const char *id, const char *state, const char *error,
+                                struct nu_errbuf *eb)
+{
+    nu_err_t err = NU_OK;
+    for (int attempt = 1;; attempt++) {
+        err = nu_store_job_set_state_once(db, id, state, error, eb);
+        if (err != NU_ERR_DB || attempt >= NU_STORE_STATE_ATTEMPTS)
+            break;
+        nu_log(NU_LOG_DEBUG, "store", "setting job \"%s\" %s, attempt %d: %s", id, state, attempt,
+               nu_err_msg(eb));
+        nu_errbuf_clear(eb);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50L * 1000000L * attempt};
+        nanosleep(&ts, NULL);
+    }
     return err;
 }
 

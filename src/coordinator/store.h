@@ -48,6 +48,7 @@
 #define NU_STORE_SAMPLE_SPLITS   10    /* split ids kept per exception */
 #define NU_STORE_FINGERPRINT_LEN 16    /* hex characters of an error fingerprint */
 #define NU_STORE_MAX_POINTS      1000  /* buckets of a stage's metric series */
+#define NU_STORE_STATE_ATTEMPTS  5     /* tries of a job state change that meets a deadlock */
 
 typedef enum nu_lineage_dir { NU_LINEAGE_UP = 0, NU_LINEAGE_DOWN } nu_lineage_dir_t;
 

@@ -402,3 +402,55 @@ Test(store, lineage_and_splits)
     nu_job_destroy(job);
     nu_store_close(db);
 }
+
+struct it_cancel {
+    nu_db_t *db;
+    const char *id;
+    nu_err_t err;
+    char msg[NU_ERRBUF_SIZE];
+};
+
+static void *it_cancel_thread(void *arg)
+{
+    struct it_cancel *c = arg;
+    struct nu_errbuf eb = {0};
+    c->err = nu_store_job_set_state(c->db, c->id, "cancelled", NULL, &eb);
+    snprintf(c->msg, sizeof(c->msg), "%s", nu_err_msg(&eb));
+    return NULL;
+}
+
+/* A state change that deadlocks with a writer locking the stages and then the job (as the
+ * ingester's batches do) is chosen as the victim by PostgreSQL and then tried again. */
+Test(store, job_state_change_survives_a_deadlock, .timeout = 30)
+{
+    struct nu_errbuf eb = {0};
+    char id[96];
+    nu_db_t *db = it_store(), *other = it_store();
+    struct nu_job *job = it_job(it_job_id("dl", id, sizeof(id)));
+    const char *const p[] = {id};
+    cr_assert_eq(nu_store_job_insert(db, job, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    cr_assert_eq(nu_store_job_set_state(db, id, "running", NULL, &eb), NU_OK, "%s",
+                 nu_err_msg(&eb));
+
+    /* the writer: its stage rows locked first */
+    cr_assert_eq(nu_db_begin(other, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    it_exec(other, "UPDATE stages SET errors = errors WHERE job_id = $1", 1, p);
+    struct it_cancel c = {.db = db, .id = id};
+    pthread_t t;
+    pthread_create(&t, NULL, it_cancel_thread, &c);
+    usleep(300 * 1000); /* the cancel now holds the job row and waits for the stages */
+    /* then the job row: a cycle; the cancel, waiting longer, finds it and is aborted */
+    it_exec(other, "UPDATE jobs SET updated_at = clock_timestamp() WHERE id = $1", 1, p);
+    cr_assert_eq(nu_db_commit(other, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    pthread_join(t, NULL);
+    cr_expect_eq(c.err, NU_OK, "the cancel went through: %s", c.msg);
+
+    json_t *doc = NULL;
+    cr_assert_eq(nu_store_job_get(db, id, &doc, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "state")), "cancelled");
+    json_decref(doc);
+    cr_assert_eq(nu_store_job_delete(db, id, &eb), NU_OK, "%s", nu_err_msg(&eb));
+    nu_job_destroy(job);
+    nu_store_close(other);
+    nu_store_close(db);
+}
